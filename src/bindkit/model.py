@@ -1,0 +1,93 @@
+"""An encoder per modality (stem -> trunk -> head -> postprocess) and the ImageBind container around them."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bindkit.config import EncoderConfig, ImageBindConfig, canonical
+from bindkit.heads import Head, Postprocess
+from bindkit.modalities.imu import IMUStem
+from bindkit.modalities.patch2d import Patch2dStem
+from bindkit.modalities.text import TextStem
+from bindkit.modalities.vision import VisionStem
+from bindkit.trunk import Trunk
+
+# Adding a modality: write its stem (with `validate`) in modalities/<name>.py and register it here.
+STEMS: dict[str, type[nn.Module]] = {
+    "vision": VisionStem, "text": TextStem, "audio": Patch2dStem, "depth": Patch2dStem, "thermal": Patch2dStem,
+    "imu": IMUStem,
+}  # fmt: skip
+
+
+class Encoder(nn.Module):
+    """One modality: stem, trunk, head and postprocessor, with the official clip averaging."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.stem = STEMS[cfg.modality](cfg)
+        self.trunk = Trunk(cfg)
+        self.head = Head(cfg)
+        self.post = Postprocess(cfg)
+
+    def forward(self, x: torch.Tensor, trace: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[B, ...] or clips [B, S, ...] -> [B, out_dim], postprocessed and averaged over clips after scaling."""
+        self.stem.validate(x)
+        if x.is_floating_point():
+            x = x.to(self.head.proj.weight.dtype)
+        if x.ndim < 5:
+            return self.embed_items(x, trace)
+        # The official rule: any >=5-D input is (B, S, ...) clips, averaged without renormalising.
+        B, S = x.shape[:2]
+        return self.embed_items(x.flatten(0, 1), trace).unflatten(0, (B, S)).mean(1)
+
+    def embed_items(self, x: torch.Tensor, trace: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Items without a clip dimension -> (N, out). `trace` collects intermediates for parity tests."""
+        keep: list[torch.Tensor] | None = [] if trace is not None else None
+        tokens = self.stem(x)  # (N, L, D)
+        h = self.trunk(tokens, keep)
+        index = TextStem.pool_index(x) if self.cfg.modality == "text" else None
+        head = self.head(h, index)  # (N, out)
+        out = self.post(head)
+        if trace is not None:
+            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)  # type: ignore[arg-type]
+            if index is not None:
+                trace["seq_len"] = index
+        return out
+
+    @property
+    def scale(self) -> float:
+        """The logit scale applied to this modality's outputs (1.0 when unscaled)."""
+        return float(self.post.scale)
+
+
+class ImageBind(nn.Module):
+    """The six-modality model. `forward` keeps the official semantics; `encode` returns unit-norm embeddings."""
+
+    def __init__(self, config: ImageBindConfig):
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleDict({m: Encoder(c) for m, c in config.encoders.items()})
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{modality: tensor} -> {modality: [B, out_dim]}, scaled per modality and averaged over clips."""
+        encoders = {name: self.encoder(name) for name in inputs}  # fail on unknown names before any compute
+        return {name: encoders[name](x) for name, x in inputs.items()}
+
+    @torch.no_grad()
+    def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Unit-norm float32 embeddings for cosine search (clip averages renormalised); no gradients."""
+        return {name: F.normalize(y.float(), dim=-1) for name, y in self.forward(inputs).items()}
+
+    def encoder(self, modality: str) -> Encoder:
+        """The encoder for a modality name (`image` and `video` mean vision)."""
+        m = canonical(modality)
+        if m not in self.encoders:
+            raise KeyError(f"unknown modality {modality!r}; this model has {list(self.encoders)}")
+        return self.encoders[m]
+
+    def scale(self, modality: str) -> float:
+        """The logit scale of a modality's `forward` outputs (vision: 1.0)."""
+        return self.encoder(modality).scale

@@ -1,0 +1,22 @@
+"""Shared pytest fixtures: where the official reference material lives."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only `../shared` folder next to the checkout (CI lays it there too)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"reference folder {SHARED} is missing: the parity tests need ../shared next to the checkout")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(shared_dir: Path) -> Path:
+    """`../shared/fixtures/official`."""
+    return shared_dir / "fixtures" / "official"
