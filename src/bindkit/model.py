@@ -60,7 +60,7 @@ class Encoder(nn.Module):
     @property
     def scale(self) -> float:
         """The logit scale applied to this modality's outputs (1.0 when unscaled)."""
-        return float(self.post.scale)
+        return float(self.post.scale.detach())
 
 
 class ImageBind(nn.Module):

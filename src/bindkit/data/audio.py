@@ -23,8 +23,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,9 @@ def clip_slices(
     max_start = Fraction(max(duration - clip_duration, 0))  # the float64 value of duration - clip, exactly
     step = max_start / max(clips_per_file - 1, 1)
     length = Fraction(clip_duration)
-    return [(int(k * step * sample_rate), int((k * step + length) * sample_rate)) for k in range(clips_per_file)]
+    return [
+        (int(k * step * sample_rate), int((k * step + length) * sample_rate)) for k in range(clips_per_file)
+    ]
 
 
 def _clip_samples(
@@ -153,10 +155,17 @@ def _clip_samples(
 
 
 def _melspec(
-    clips: list[torch.Tensor], num_mel_bins: int, target_length: int, mean: float, std: float
+    clips: list[torch.Tensor],
+    num_mel_bins: int,
+    target_length: int,
+    sample_rate: int,
+    mean: float,
+    std: float,
 ) -> torch.Tensor:
     """Normalised log-mel `(M, 1, mel, target_length)` for 1-D clips of any lengths, batched in chunks."""
-    out = torch.zeros(len(clips), num_mel_bins, target_length)  # 0 = official right padding (before normalising)
+    out = torch.zeros(
+        len(clips), num_mel_bins, target_length
+    )  # 0 = official right padding (before normalising)
     order = sorted(range(len(clips)), key=lambda i: clips[i].shape[0])  # similar lengths share a chunk
     for c in range(0, len(order), CLIP_CHUNK):
         idx = order[c : c + CLIP_CHUNK]
@@ -164,9 +173,11 @@ def _melspec(
         batch = torch.zeros(len(idx), n)
         for row, i in enumerate(idx):
             batch[row, : clips[i].shape[0]] = clips[i]
-        fb = log_fbank(batch, num_mel_bins)  # (m, F, mel); frames past a shorter clip's end are junk, dropped below
+        fb = log_fbank(
+            batch, num_mel_bins, sample_rate
+        )  # (m, F, mel); frames past a shorter clip's end are junk, dropped below
         for row, i in enumerate(idx):
-            f = min(num_frames(clips[i].shape[0]), target_length)
+            f = min(num_frames(clips[i].shape[0], sample_rate), target_length)
             out[i, :, :f] = fb[row, :f].t()
     mean_t = torch.tensor([mean], dtype=torch.float32)
     std_t = torch.tensor([std], dtype=torch.float32)
@@ -175,4 +186,117 @@ def _melspec(
 
 def _warn_padding(name: str, frames: int, target_length: int) -> None:
     if abs(target_length - frames) / frames > 0.2:  # the official loader logs the same condition
-        log.warning("%s: large gap between audio n_frames(%d) and target_length (%d)", name, frames, target_length)
+        log.warning(
+            "%s: large gap between audio n_frames(%d) and target_length (%d)", name, frames, target_length
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- batch
+def _decode_checked(item: Any, sample_rate: int) -> tuple[torch.Tensor, int]:
+    """Decode and reject audio that is shorter than one fbank frame once at `sample_rate` (before any compute)."""
+    wave, rate = decode_audio(item)
+    n = wave.shape[-1] if rate == sample_rate else output_length(wave.shape[-1], rate, sample_rate)
+    window = frame_geometry(sample_rate)[0]
+    if n < window:
+        raise ItemError(
+            f"audio is {1000 * n / sample_rate:.1f} ms ({n} samples at {sample_rate} Hz), shorter than one "
+            f"25 ms fbank frame ({window} samples); the official loader fails on it with an assertion"
+        )
+    return wave, rate
+
+
+def _transform(decoded: list[tuple[str, torch.Tensor, int]], opts: dict[str, Any]) -> torch.Tensor:
+    """Resample by rate group, cut clips, and run one batched fbank: `(len(decoded), S, 1, mel, T)`."""
+    sr, target = opts["sample_rate"], opts["target_length"]
+    waves = [w for _, w, _ in decoded]
+    for rate in sorted({r for _, _, r in decoded} - {sr}):
+        members = [i for i, (_, _, r) in enumerate(decoded) if r == rate]
+        for i, w in zip(members, resample_many([waves[i] for i in members], rate, sr), strict=True):
+            waves[i] = w
+    window, hop, _ = frame_geometry(sr)
+    keep = window + hop * (target - 1)  # samples that make `target` frames; later ones would be cropped away
+    clips = []
+    for (name, _, _), w in zip(decoded, waves, strict=True):
+        slices = clip_slices(w.shape[-1], sr, opts["clip_duration"], opts["clips_per_file"])
+        clips += _clip_samples(w, slices, keep, opts["inplace_mean"])
+        _warn_padding(name, num_frames(min(w.shape[-1], slices[0][1]) - slices[0][0], sr), target)
+    mel = _melspec(clips, opts["num_mel_bins"], target, sr, opts["mean"], opts["std"])
+    return mel.view(len(decoded), opts["clips_per_file"], *mel.shape[1:])
+
+
+def _decode_chunks(
+    items: Sequence[Any], sample_rate: int, workers: int
+) -> Iterator[tuple[list, list[Skipped]]]:
+    """Decode on `workers` threads, FILE_CHUNK items at a time with the next chunk decoding ahead.
+
+    Yields `([(name, wave, rate), ...], [Skipped, ...])` per chunk, in input order.
+    """
+    with ThreadPoolExecutor(workers) as pool:  # libsndfile and FFmpeg release the GIL while decoding
+
+        def submit(s: int) -> list[Future]:
+            return [
+                pool.submit(_decode_checked, items[i], sample_rate)
+                for i in range(s, min(s + FILE_CHUNK, len(items)))
+            ]
+
+        pending = submit(0)
+        for s in range(0, len(items), FILE_CHUNK):
+            done, pending = pending, submit(s + FILE_CHUNK)
+            decoded, bad = [], []
+            for i, fut in enumerate(done, start=s):
+                try:
+                    decoded.append((describe(items[i]), *fut.result()))
+                except Exception as e:  # every bad item is reported, by index and name
+                    bad.append(
+                        Skipped(i, describe(items[i]), str(e) if isinstance(e, ItemError) else repr(e))
+                    )
+            yield decoded, bad
+
+
+def _check_options(opts: dict[str, Any]) -> None:
+    sr = opts["sample_rate"]
+    if not isinstance(sr, int) or sr <= 0:
+        raise ValueError(f"sample_rate must be a positive int, got {sr!r}")
+    if opts["num_mel_bins"] < 3 or opts["target_length"] < 1 or opts["clips_per_file"] < 1:
+        raise ValueError("num_mel_bins must be >= 3, target_length and clips_per_file >= 1")
+    if opts["clip_duration"] * sr < frame_geometry(sr)[0]:
+        raise ValueError(f"clip_duration {opts['clip_duration']} s is shorter than one 25 ms fbank frame")
+    if not opts["std"] > 0:
+        raise ValueError(f"std must be positive, got {opts['std']}")
+
+
+def load_audio(
+    items: Sequence[Any],
+    *,
+    num_mel_bins: int = 128,
+    target_length: int = 204,
+    sample_rate: int = 16000,
+    clip_duration: float = 2.0,
+    clips_per_file: int = 3,
+    mean: float = -4.268,
+    std: float = 9.138,
+    inplace_mean: bool = True,
+    errors: str = "raise",
+    num_workers: int | None = None,
+) -> torch.Tensor | LoadResult:
+    """Audio files / bytes / (waveform, rate) → `[B, clips_per_file, 1, num_mel_bins, target_length]` float32."""
+    check_errors(errors)
+    if isinstance(items, (str, Path, bytes, tuple)) or not isinstance(items, Sequence):
+        raise TypeError(
+            f"expected a list of audio items, got {type(items).__name__}; wrap a single item in a list"
+        )
+    opts = dict(num_mel_bins=num_mel_bins, target_length=target_length, sample_rate=sample_rate, mean=mean, std=std,
+                clip_duration=clip_duration, clips_per_file=clips_per_file, inplace_mean=inplace_mean)  # fmt: skip
+    _check_options(opts)
+    workers = max(1, min(8, os.cpu_count() or 1) if num_workers is None else num_workers)
+    failures: list[Skipped] = []
+    outputs = []
+    for decoded, bad in _decode_chunks(items, sample_rate, workers):
+        failures += bad
+        if decoded and not (failures and errors == "raise"):  # after a failure, only keep validating
+            outputs.append(_transform(decoded, opts))
+    if failures and errors == "raise":
+        raise LoadError("audio", len(items), failures)
+    shape = (0, clips_per_file, 1, num_mel_bins, target_length)
+    tensor = torch.cat(outputs) if outputs else torch.empty(shape)
+    return LoadResult(tensor, failures) if errors == "skip" else tensor

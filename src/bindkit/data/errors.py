@@ -7,6 +7,7 @@ A batch either loads completely, or fails with one `LoadError` that names every 
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,13 +65,20 @@ def describe(item: Any) -> str:
     if hasattr(item, "size") and hasattr(item, "mode"):  # PIL image
         return f"<PIL {item.mode} {item.size[0]}x{item.size[1]}>"
     name = getattr(item, "name", None)  # open file objects
-    return repr(name) if isinstance(name, str) else f"<{type(item).__name__}>"
+    return repr(name) if isinstance(name, str) else reprlib.repr(item)
 
 
 def check_errors(errors: str) -> None:
     """Validate the `errors` argument before any work."""
     if errors not in ERROR_MODES:
         raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+
+
+def check_items(items: Any, kind: str) -> None:
+    """A batch must be a list-like of items; a lone path or bytes object is a common slip."""
+    if isinstance(items, (str, Path, bytes)) or not isinstance(items, Sequence):
+        hint = "list(batch) for a stacked batch" if hasattr(items, "shape") else "[item] for a single item"
+        raise TypeError(f"expected a list of {kind} items, got {type(items).__name__}; pass {hint}")
 
 
 def _reason(e: Exception) -> str:
@@ -89,8 +97,7 @@ def load_batch(
 ) -> torch.Tensor | LoadResult:
     """Run `load_one(index, item)` over a batch, collect every failure, then stack or raise."""
     check_errors(errors)
-    if isinstance(items, (str, Path, bytes)) or not isinstance(items, Sequence):
-        raise TypeError(f"expected a list of {kind} items, got {type(items).__name__}; wrap a single item in a list")
+    check_items(items, kind)
 
     def run(i: int) -> torch.Tensor | Skipped:
         try:

@@ -31,7 +31,11 @@ def num_frames(num_samples: int, sample_rate: int = 16000) -> int:
 
 
 def _mel(freq):
-    return 1127.0 * math.log(1.0 + freq / 700.0) if isinstance(freq, float) else 1127.0 * (1.0 + freq / 700.0).log()
+    return (
+        1127.0 * math.log(1.0 + freq / 700.0)
+        if isinstance(freq, float)
+        else 1127.0 * (1.0 + freq / 700.0).log()
+    )
 
 
 @lru_cache(maxsize=16)
@@ -64,7 +68,9 @@ def log_fbank(clips: torch.Tensor, num_mel_bins: int = 128, sample_rate: int = 1
         raise ValueError(f"clips have {clips.shape[-1]} samples, fewer than one {window}-sample frame")
     frames = clips.unfold(-1, window, hop)  # (M, F, window), a strided view
     frames = frames - frames.mean(-1, keepdim=True)
-    prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)  # each frame's first sample is its own predecessor
+    prev = torch.cat(
+        [frames[..., :1], frames[..., :-1]], dim=-1
+    )  # each frame's first sample is its own predecessor
     frames = (frames - PREEMPHASIS * prev).mul_(hann(window))
     power = torch.fft.rfft(frames, n=n_fft).abs().pow_(2)  # (M, F, n_fft/2 + 1)
     mel = power[..., : n_fft // 2] @ mel_banks(num_mel_bins, sample_rate)  # (M, F, bins)

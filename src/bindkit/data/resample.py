@@ -24,7 +24,9 @@ def _reduced(orig_freq: int, new_freq: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def sinc_kernel(orig_freq: int, new_freq: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, int]:
+def sinc_kernel(
+    orig_freq: int, new_freq: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, int]:
     """Polyphase Hann-windowed sinc filters `(new, 1, 2*width + orig)` for the gcd-reduced rates, and `width`."""
     orig, new = _reduced(orig_freq, new_freq)
     base = min(orig, new) * ROLLOFF  # cutoff just below the lower Nyquist, in units of the reduced rates

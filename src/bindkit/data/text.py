@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import html
 from collections.abc import Sequence
+from itertools import chain
 from functools import lru_cache
 from importlib import resources
 
@@ -30,7 +31,9 @@ _PATTERN = (
 _WS = regex.compile(r"\s+")
 # Printable ASCII plus tab/newline without '&': ftfy and html.unescape leave such text unchanged (tested).
 _PLAIN = regex.compile(r"[\x20-\x25\x27-\x7e\t\n]*")
-_SEP = "\x00"  # joins a batch for one regex pass; never survives cleaning, so it cannot clash with user text
+_SEP = "\x00"  # closes each row of a batch joined for one regex pass; cleaned text never holds a NUL
+_JOIN = f" {_SEP} "
+_PLAIN_OR_SEP = regex.compile(r"[\x20-\x25\x27-\x7e\t\n\x00]*")
 
 
 def _byte_chars() -> dict[int, str]:
@@ -69,7 +72,7 @@ class Tokenizer:
         self.ranks = {m: i for i, m in enumerate(merges)}
         self.pattern = regex.compile(_PATTERN, regex.IGNORECASE)
         # raw pre-token -> its ids; the special tokens map straight to their ids
-        self.cache: dict[str, tuple[int, ...]] = {"<|startoftext|>": (SOT,), "<|endoftext|>": (EOT,)}
+        self.cache: dict[str, tuple[int, ...]] = {"<|startoftext|>": (SOT,), "<|endoftext|>": (EOT,), _SEP: (-1,)}
 
     def bpe(self, word: str) -> list[str]:
         """Merge the byte-characters of one pre-token by rank; the last symbol carries `</w>`."""
@@ -104,31 +107,33 @@ class Tokenizer:
 
     def __call__(self, texts: Sequence[str], context_length: int = 77) -> torch.Tensor:
         """`[N, context_length]` int64 rows `[SOT, ids..., EOT, 0...]`, cut so EOT always fits."""
-        cleaned = [clean(t) for t in texts]
-        if any(_SEP in c for c in cleaned):  # cannot join safely: one regex pass per string
-            pieces = [self.pattern.findall(c) for c in cleaned]
-        else:  # one regex pass over the whole batch, split back on the separator
-            pieces = " ".join(f"{c} {_SEP}" for c in cleaned)
-            pieces = _split(self.pattern.findall(pieces))
-        out = np.zeros((len(texts), context_length), dtype=np.int64)
-        out[:, 0] = SOT
-        word_ids, keep = self.word_ids, context_length - 2
-        for row, ps in enumerate(pieces):
-            ids = [i for p in ps for i in word_ids(p)][:keep]
-            out[row, 1 : len(ids) + 1] = ids
-            out[row, len(ids) + 1] = EOT
-        return torch.from_numpy(out)
+        if not texts:
+            return torch.zeros((0, context_length), dtype=torch.int64)
+        # Whitespace only separates pieces, so collapsing/stripping it cannot change them: the batch is
+        # lower-cased and split in one regex pass, with a separator piece closing every row.
+        joined = _JOIN.join(texts) + _JOIN
+        if joined.count(_SEP) == len(texts) and _PLAIN_OR_SEP.fullmatch(joined):
+            joined = joined.lower()
+        else:  # some rows need ftfy/html cleaning, which removes NULs, so the separators stay unique
+            joined = _JOIN.join(clean(t) for t in texts) + _JOIN
+        pieces = self.pattern.findall(joined)
+        for p in set(pieces).difference(self.cache):  # each new word across the batch: BPE once
+            self.word_ids(p)
+        flat = chain.from_iterable(map(self.cache.__getitem__, pieces))
+        return torch.from_numpy(_pack(np.fromiter(flat, dtype=np.int64), len(texts), context_length))
 
 
-def _split(tokens: list[str]) -> list[list[str]]:
-    rows, cur = [], []
-    for t in tokens:
-        if t == _SEP:
-            rows.append(cur)
-            cur = []
-        else:
-            cur.append(t)
-    return rows
+def _pack(flat: np.ndarray, n: int, context_length: int) -> np.ndarray:
+    """Rows of ids closed by -1 markers -> zero-padded `[n, context_length]` with SOT/EOT, vectorised."""
+    ends = np.flatnonzero(flat < 0)  # (n,) marker position per row
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lens = np.minimum(ends - starts, context_length - 2)  # keep room for EOT
+    out = np.zeros((n, context_length), dtype=np.int64)
+    out[:, 0] = SOT
+    offset = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)  # position within its row
+    out[np.repeat(np.arange(n), lens), 1 + offset] = flat[np.repeat(starts, lens) + offset]
+    out[np.arange(n), lens + 1] = EOT
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -40,13 +40,17 @@ def load_templates(source: str | Path | Sequence[str] | None = None) -> list[str
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"template file {path} does not exist (or pass 'clip' for the 80 CLIP templates)")
+            raise FileNotFoundError(
+                f"template file {path} does not exist (or pass 'clip' for the 80 CLIP templates)"
+            )
         raw = path.read_text(encoding="utf-8")
         source = json.loads(raw) if path.suffix == ".json" else [t for t in raw.splitlines() if t.strip()]
     templates = list(source)
     for i, t in enumerate(templates):
         if not isinstance(t, str) or t.count("{}") != 1:
-            raise ValueError(f"template {i} ({t!r}) must be a string holding exactly one '{{}}' for the class name")
+            raise ValueError(
+                f"template {i} ({t!r}) must be a string holding exactly one '{{}}' for the class name"
+            )
     if not templates:
         raise ValueError("no templates given")
     return templates
@@ -75,7 +79,9 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def class_embeddings(
-    encode_text: EncodeText, class_names: Sequence[str | Sequence[str]], templates: Sequence[str] | None = None
+    encode_text: EncodeText,
+    class_names: Sequence[str | Sequence[str]],
+    templates: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-name embeddings (M, D) (template mean of unit prompt embeddings, renormalised) and name->class index (M,)."""
     templates = load_templates(templates)
@@ -101,7 +107,9 @@ def zero_shot_scores(emb, class_emb, groups=None) -> torch.Tensor:
         return s
     g = torch.as_tensor(as_numpy(groups)).long()
     if g.shape != (w.shape[0],):
-        raise ValueError(f"groups must give one class per class-embedding row ({w.shape[0]}), got {tuple(g.shape)}")
+        raise ValueError(
+            f"groups must give one class per class-embedding row ({w.shape[0]}), got {tuple(g.shape)}"
+        )
     out = torch.full((s.shape[0], int(g.max()) + 1), -torch.inf, dtype=s.dtype)
     return out.scatter_reduce(1, g.expand_as(s), s, reduce="amax")  # (N, C)
 

@@ -1,0 +1,3 @@
+from bindkit.cli import main
+
+main()

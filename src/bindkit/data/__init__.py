@@ -1,0 +1,35 @@
+"""Raw data -> model inputs for every modality (guide: docs/data.md).
+
+Every batch loader takes a list of items (paths, bytes, file objects, or in-memory arrays/images/strings) and
+returns one float32 (text: int64) tensor in the model's layout. A batch with bad items raises one `LoadError`
+naming each of them; `errors="skip"` returns `LoadResult(tensor, skipped)` instead.
+"""
+
+from bindkit.data.audio import load_audio
+from bindkit.data.dataset import (
+    Batch,
+    ModalityDataset,
+    Sample,
+    StreamingDataset,
+    collate,
+    get_loader,
+    iter_files,
+    list_files,
+    load,
+    loader_kwargs,
+)
+from bindkit.data.depth import load_depth
+from bindkit.data.errors import LoadError, LoadResult, Skipped
+from bindkit.data.images import CLIP_MEAN, CLIP_STD, load_images
+from bindkit.data.imu import CHANNELS as IMU_CHANNELS
+from bindkit.data.imu import load_imu
+from bindkit.data.text import get_tokenizer, tokenize
+from bindkit.data.thermal import load_thermal
+from bindkit.data.video import load_videos
+
+__all__ = [
+    "load_images", "tokenize", "load_audio", "load_videos", "load_depth", "load_thermal", "load_imu",
+    "LoadError", "LoadResult", "Skipped", "load", "get_loader", "loader_kwargs", "iter_files", "list_files",
+    "ModalityDataset", "StreamingDataset", "Sample", "Batch", "collate", "get_tokenizer", "CLIP_MEAN", "CLIP_STD",
+    "IMU_CHANNELS",
+]  # fmt: skip

@@ -1,0 +1,176 @@
+"""Videos -> `[N, clips * crops, 3, frames, S, S]` float32, as the official video loader (reference §B.4).
+
+Per file: decode with PyAV; duration = frame count / average fps; `clips` clips of `clip_duration` s starting at
+k * (duration - clip_duration) / (clips - 1), in exact rational arithmetic on the float64 `duration - clip_duration`;
+a clip's frames are indices `ceil(fps * start)` up to `min(ceil(fps * end), frame count)` (float64 products); keep
+`frames_per_clip` of them (`linspace(0, T-1).long()`: first and last for 2); divide by 255; bilinear short side to S
+(`F.interpolate`, align_corners=False, long side `floor(long / short * S)`); CLIP mean/std; then 3 crops along the
+long side at 0, ceil((long - S) / 2) and long - S. Output is clip-major: c0-crop0, c0-crop1, c0-crop2, c1-crop0, ...
+
+The pieces (`clip_times`, `clip_frame_indices`, `scale_clips`, `spatial_crops`) are public so that each step can be
+checked on its own against the official fixtures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bindkit.data.common import as_file
+from bindkit.data.errors import ItemError, LoadResult, load_batch
+from bindkit.data.images import CLIP_MEAN, CLIP_STD
+
+
+def clip_times(duration: float, clips: int = 5, clip_duration: float = 2) -> list[tuple[Fraction, Fraction]]:
+    """Exact (start, end) in seconds of `clips` evenly spaced clips (all `[0, clip_duration]` for short videos)."""
+    max_start = Fraction(max(duration - clip_duration, 0))  # exact value of the float64 difference
+    step = max_start / max(clips - 1, 1)
+    length = Fraction(clip_duration)
+    return [(step * k, step * k + length) for k in range(clips)]
+
+
+def clip_frame_indices(n_frames: int, fps: float, start: Fraction, end: Fraction, frames_per_clip: int = 2) -> list[int]:
+    """Indices of the frames kept from one clip: `frames_per_clip` spread from its first to its last frame."""
+    first, stop = math.ceil(fps * float(start)), min(math.ceil(fps * float(end)), n_frames)
+    if stop <= first:
+        raise ItemError(f"clip [{float(start):.3f}, {float(end):.3f}] s holds no frame ({n_frames} frames at {fps} fps)")
+    pick = torch.linspace(0, stop - first - 1, frames_per_clip).clamp(0, stop - first - 1).long()
+    return [first + int(i) for i in pick]
+
+
+def _open(item: Any) -> Any:
+    """A path string for files (PyAV streams them from disk), else an in-memory stream."""
+    if isinstance(item, (str, Path)):
+        p = Path(item)
+        if not p.is_file():
+            raise ItemError("file not found" if not p.exists() else "is not a regular file")
+        if p.stat().st_size == 0:
+            raise ItemError("empty file (0 bytes)")
+        return str(p)
+    return as_file(item)
+
+
+def decode_video(item: Any, wanted: Any) -> tuple[dict[int, np.ndarray], int, float]:
+    """Decode a video, keeping only the frames `wanted(n_frames, fps)` asks for: ({index: HxWx3 uint8}, n, fps)."""
+    import av
+
+    try:
+        with av.open(_open(item)) as container:
+            if not container.streams.video:
+                raise ItemError("no video stream in the file")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            n = stream.frames
+            if n == 0:  # no count in the header: count the packets, then rewind
+                n = sum(1 for p in container.demux(stream) if p.size)
+                container.seek(0)
+            if n == 0 or not rate:
+                raise ItemError("video has no frames")
+            fps = float(rate)
+            keep, frames, decoded = set(wanted(n, fps)), {}, 0
+            for frame in container.decode(stream):
+                if decoded in keep:
+                    frames[decoded] = frame.to_ndarray(format="rgb24")
+                decoded += 1
+                if len(frames) == len(keep):
+                    break
+    except ItemError:
+        raise
+    except Exception as e:  # PyAV/FFmpeg errors: corrupt container, unknown codec, truncated data
+        raise ItemError(f"cannot decode video ({type(e).__name__}: {e})") from e
+    if decoded == 0:
+        raise ItemError("video has no decodable frames")
+    if len(frames) < len(keep):
+        raise ItemError(f"video is truncated: the header lists {n} frames but only {decoded} decode")
+    return frames, n, fps
+
+
+def scale_clips(frames: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """`[S, 3, T, H, W]` 0-255 frames -> /255, bilinear short side to `size`, CLIP-normalised `[S, 3, T, H', W']`."""
+    s, c, t, h, w = frames.shape
+    new_h, new_w = (size, math.floor(w / h * size)) if h <= w else (math.floor(h / w * size), size)
+    x = frames.float().div(255.0).reshape(s * c, t, h, w)  # each (clip, channel) plane scaled on its own
+    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False).reshape(s, c, t, new_h, new_w)
+    mean = torch.tensor(CLIP_MEAN, dtype=x.dtype).reshape(1, 3, 1, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=x.dtype).reshape(1, 3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def crop_offsets(h: int, w: int, size: int = 224, num_crops: int = 3) -> list[tuple[int, int]]:
+    """(y, x) of each crop: along the long side at 0, ceil((long - size) / 2), long - size (or the centre only)."""
+    cy, cx = math.ceil((h - size) / 2), math.ceil((w - size) / 2)
+    if num_crops == 1:
+        return [(cy, cx)]
+    if num_crops != 3:
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    if h > w:
+        return [(0, cx), (cy, cx), (h - size, cx)]
+    return [(cy, 0), (cy, cx), (cy, w - size)]
+
+
+def spatial_crops(scaled: torch.Tensor, size: int = 224, num_crops: int = 3) -> torch.Tensor:
+    """`[S, 3, T, H', W']` -> `[S * num_crops, 3, T, size, size]`, clip-major."""
+    offsets = crop_offsets(scaled.shape[-2], scaled.shape[-1], size, num_crops)
+    crops = [scaled[..., y : y + size, x : x + size] for y, x in offsets]  # each (S, 3, T, size, size)
+    return torch.stack(crops, dim=1).flatten(0, 1)
+
+
+def _array_source(a: np.ndarray, fps: float | None) -> tuple[dict[int, np.ndarray], int, float]:
+    if fps is None or fps <= 0:
+        raise ItemError("a frame array needs a positive `fps`")
+    if a.dtype != np.uint8 or a.ndim != 4 or a.shape[3] != 3 or a.shape[0] == 0:
+        raise ItemError(f"frame arrays must be uint8 [T, H, W, 3] with T >= 1, got {a.dtype} {a.shape}")
+    return dict(enumerate(a)), a.shape[0], float(fps)
+
+
+def load_video(
+    item: Any,
+    clips: int = 5,
+    clip_duration: float = 2,
+    frames_per_clip: int = 2,
+    size: int = 224,
+    num_crops: int = 3,
+    fps: float | None = None,
+) -> torch.Tensor:
+    """One video (path, bytes, file object, or uint8 `[T, H, W, 3]` array with `fps`) -> `[clips*crops, 3, T, S, S]`."""
+    plan: list[list[int]] = []
+
+    def wanted(n: int, rate: float) -> list[int]:
+        times = clip_times(n / rate, clips, clip_duration)  # duration = frame count / average fps
+        plan[:] = [clip_frame_indices(n, rate, s, e, frames_per_clip) for s, e in times]
+        return [i for idx in plan for i in idx]
+
+    if isinstance(item, np.ndarray):
+        frames, n, rate = _array_source(item, fps)
+        wanted(n, rate)
+    else:
+        frames, n, rate = decode_video(item, wanted)
+    x = torch.from_numpy(np.stack([np.stack([frames[i] for i in idx]) for idx in plan]))  # (S, T, H, W, 3)
+    return spatial_crops(scale_clips(x.permute(0, 4, 1, 2, 3), size), size, num_crops)
+
+
+def load_videos(
+    items: Sequence[Any],
+    clips: int = 5,
+    clip_duration: float = 2,
+    frames_per_clip: int = 2,
+    size: int = 224,
+    num_crops: int = 3,
+    fps: float | None = None,
+    errors: str = "raise",
+    num_workers: int = 0,
+) -> torch.Tensor | LoadResult:
+    """Videos -> `[N, clips*crops, 3, frames_per_clip, size, size]` float32 (official: `[N, 15, 3, 2, 224, 224]`)."""
+    shape = (clips * num_crops, 3, frames_per_clip, size, size)
+
+    def one(i: int, x: Any) -> torch.Tensor:
+        return load_video(x, clips, clip_duration, frames_per_clip, size, num_crops, fps)
+
+    return load_batch(items, one, "video", shape, errors, num_workers)

@@ -1,0 +1,118 @@
+"""Turn the paths a user gives (folders, files, manifests) into a list of items to embed, each with its kind.
+
+Folders are walked recursively in sorted order; names starting with `.` are ignored. A manifest is a `.jsonl` file
+(one JSON object per line) or a `.csv` with a header naming a `path` column. Each row gives `path` (relative to the
+manifest's folder, or absolute) or, in JSONL only, an inline `text`; optional `modality` and `label`; any other
+fields are kept as metadata. Files whose kind cannot be decided are returned as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bindkit.store.detect import DetectError, detect_modality, is_manifest, normalize_kind
+
+
+@dataclass
+class Entry:
+    """One item to embed. `path` is absolute, or `manifest#L<line>` for an inline text."""
+
+    path: str
+    kind: str
+    source: str  # the folder, file or manifest it was found through
+    label: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None  # inline text from a manifest
+
+    @property
+    def item(self) -> Any:
+        """What the loader receives: the inline text, or the file's path."""
+        return self.text if self.text is not None else Path(self.path)
+
+
+def _walk(folder: Path) -> list[Path]:
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
+    return out
+
+
+def _file_entry(path: Path, source: str, override: str | None, row: dict[str, Any]) -> Entry:
+    if not path.is_file():
+        raise DetectError("file not found")
+    kind = normalize_kind(row["modality"]) if row.get("modality") else detect_modality(path, override)
+    label = str(row.get("label", "") or "")
+    meta = {k: v for k, v in row.items() if k not in ("path", "modality", "label", "text") and v not in ("", None)}
+    return Entry(str(path), kind, source, label, meta)
+
+
+def _manifest_rows(manifest: Path) -> list[dict[str, Any]]:
+    if manifest.suffix.lower() == ".csv":
+        with open(manifest, newline="", encoding="utf-8") as f:
+            return [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(f)]
+    rows = []
+    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"{manifest}:{n}: expected a JSON object, got {type(row).__name__}")
+            rows.append({**row, "_line": n})
+    return rows
+
+
+def _from_manifest(manifest: Path, override: str | None) -> tuple[list[Entry], list[tuple[str, str]]]:
+    entries, skipped = [], []
+    src = str(manifest)
+    for i, row in enumerate(_manifest_rows(manifest)):
+        line = row.pop("_line", i + 2)  # CSV: header is line 1
+        where = f"{manifest}:{line}"
+        try:
+            if "text" in row and not row.get("path"):
+                if not isinstance(row["text"], str) or not row["text"].strip():
+                    raise DetectError("'text' must be a non-empty string")
+                meta = {k: v for k, v in row.items() if k not in ("text", "label", "modality")}
+                entries.append(Entry(f"{src}#L{line}", "text", src, str(row.get("label", "")), meta, row["text"]))
+                continue
+            if not row.get("path"):
+                raise DetectError("row has neither 'path' nor 'text'")
+            path = (manifest.parent / str(row["path"])).resolve()
+            entries.append(_file_entry(path, src, override, row))
+        except (DetectError, ValueError) as e:
+            skipped.append((where, str(e)))
+    return entries, skipped
+
+
+def collect(paths: list[str | Path], modality: str | None = None) -> tuple[list[Entry], list[tuple[str, str]], list[str]]:
+    """(entries, skipped (item, reason), roots) for folders, files and manifests; entries unique by path."""
+    entries: dict[str, Entry] = {}
+    skipped: list[tuple[str, str]] = []
+    roots: list[str] = []
+    for given in paths:
+        p = Path(given).expanduser().resolve()
+        roots.append(str(p))
+        if not p.exists():
+            skipped.append((str(given), "not found"))
+            continue
+        if p.is_file() and is_manifest(p):
+            try:
+                found, bad = _from_manifest(p, modality)
+            except (OSError, ValueError, UnicodeDecodeError) as e:
+                found, bad = [], [(str(p), f"unreadable manifest ({e})")]
+            skipped += bad
+            entries.update((e.path, e) for e in found)
+            continue
+        for f in _walk(p) if p.is_dir() else [p]:
+            if f != p and is_manifest(f):
+                skipped.append((str(f), "a manifest inside a folder; pass it as an argument to use it"))
+                continue
+            try:
+                entries.setdefault(str(f), _file_entry(f, str(p), modality, {}))
+            except DetectError as e:
+                skipped.append((str(f), str(e)))
+    return list(entries.values()), skipped, roots

@@ -1,0 +1,59 @@
+"""(kind, items, encoder config) -> a model-layout batch, through the `bindkit.data` loaders at the model's sizes.
+
+The store embeds with whatever model it is given, so input sizes come from `EncoderConfig.input_shape`, never from
+the loaders' defaults (the official 224 px / 128 mel / 204 frames / 2000 samples). `bindkit.data.loader_kwargs`
+maps a config to those arguments (image/depth/thermal `size`, video `size` and `frames_per_clip`, text
+`context_length`, audio `num_mel_bins` and `target_length`, IMU `length`) plus the encoder's fitted `preprocess`
+constants. Every loader is called with `errors="skip"` and returns `LoadResult(tensor, skipped)`, so a bad file is
+reported with its reason instead of failing the batch. Text items are read here from `.txt` files (UTF-8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bindkit.config import EncoderConfig
+from bindkit.store.detect import encoder_of
+
+PER_ITEM = {"imu": ("sample_rate",)}  # loader options a manifest row may set per item (e.g. a .npy's rate in Hz)
+
+
+def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
+    """Text items -> (texts, their input positions, `Skipped` for unreadable or empty files). Strings stay."""
+    from bindkit.data.errors import Skipped
+
+    texts, keep, bad = [], [], []
+    for i, item in enumerate(items):
+        try:
+            text = item.read_text(encoding="utf-8").strip() if isinstance(item, Path) else item
+        except (OSError, UnicodeDecodeError) as e:
+            bad.append(Skipped(i, str(item), f"unreadable text file ({e})"))
+            continue
+        if isinstance(text, str) and not text.strip():
+            bad.append(Skipped(i, str(item), "empty text"))
+            continue
+        texts.append(text)
+        keep.append(i)
+    return texts, keep, bad
+
+
+def load_inputs(kind: str, items: Sequence[Any], enc: EncoderConfig, options: dict[str, list] | None = None) -> Any:
+    """Load a batch of one kind for encoder `enc`; returns a `LoadResult` (bad items skipped, with reasons).
+
+    `options` holds per-item loader arguments (one value per item) for the names in `PER_ITEM[kind]`.
+    """
+    from bindkit.data.dataset import get_loader, loader_kwargs
+    from bindkit.data.errors import LoadResult, Skipped
+
+    if enc.modality != encoder_of(kind):
+        raise ValueError(f"a {kind} item needs the {encoder_of(kind)} encoder, got {enc.modality}")
+    kwargs = loader_kwargs(kind, enc)
+    kwargs.update({k: v for k, v in (options or {}).items() if k in PER_ITEM.get(kind, ()) and any(v)})
+    if kind != "text":
+        return get_loader(kind)(list(items), errors="skip", **kwargs)
+    texts, keep, bad = read_texts(items)
+    res = get_loader(kind)(texts, errors="skip", **kwargs)
+    bad += [Skipped(keep[s.index], s.item, s.reason) for s in res.skipped]  # back to input positions
+    return LoadResult(res.tensor, sorted(bad))

@@ -1,0 +1,88 @@
+"""Search a store with text, a file of any modality, a stored item, or a weighted sum of several (arithmetic).
+
+A query is `(kind, value, weight)`: kind `text` (value: a string), `file` (a path; its modality is detected as in
+`embed`), a modality name such as `audio` or `depth` (a path read as that modality), `id` (an item already in the
+store: its stored vector) or `vector` (an array). The query vector is the weighted sum of the unit-norm embeddings,
+renormalised, so `[("image", "dog.jpg", 1), ("text", "snow", 1)]` finds dogs in snow and a negative weight
+subtracts a concept. Results are the k nearest items by cosine similarity, optionally only of chosen modalities.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bindkit.store.detect import KINDS, detect_modality, encoder_of, normalize_kind
+from bindkit.store.embed import as_model
+from bindkit.store.inputs import load_inputs
+from bindkit.store.store import NPROBES, REFINE_FACTOR, Hit, Store
+
+QUERY_KINDS = ("text", "file", "id", "vector", "vision", *KINDS)
+
+
+class QueryError(ValueError):
+    """A query that cannot be embedded; the message names the query and the reason."""
+
+
+def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
+    """One item of a known kind (a path, or a string for text) -> its unit-norm embedding (out_dim,)."""
+    name = encoder_of(kind)
+    enc = model.config.encoders.get(name)
+    if enc is None:
+        raise QueryError(f"{item}: the model has no {name} encoder")
+    res = load_inputs(kind, [item], enc)
+    if res.skipped:
+        raise QueryError(f"{item}: {res.skipped[0].reason}")
+    device = next(model.parameters()).device
+    return model.encode({name: res.tensor.to(device)})[name][0].cpu().numpy()
+
+
+def embed_query(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
+    """The embedding of one query term (see the module docstring for the kinds)."""
+    if kind not in QUERY_KINDS:
+        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(QUERY_KINDS)}")
+    if kind == "vector":
+        return np.asarray(value, dtype=np.float32)
+    if kind == "id":
+        vec = store.vectors([str(value)]).get(str(value)) if store is not None else None
+        if vec is None:
+            raise QueryError(f"no item with id {value!r} in the store")
+        return vec
+    if kind == "text":
+        if not isinstance(value, str) or not value.strip():
+            raise QueryError(f"a text query needs a non-empty string, got {value!r}")
+        return embed_item(model, "text", value)
+    path = Path(value)
+    if not path.is_file():
+        raise QueryError(f"{value}: file not found")
+    try:
+        kind = detect_modality(path) if kind == "file" else normalize_kind(kind)
+    except ValueError as e:
+        raise QueryError(f"{value}: {e}") from e
+    return embed_item(model, kind, path)
+
+
+def query_vector(model: Any, store: Store | None, queries: list[tuple[str, Any, float]]) -> np.ndarray:
+    """The renormalised weighted sum of the queries' embeddings."""
+    if not queries:
+        raise QueryError("no query given")
+    total = None
+    for kind, value, weight in queries:
+        v = float(weight) * embed_query(model, store, kind, value)
+        total = v if total is None else total + v
+    norm = float(np.linalg.norm(total))
+    if not norm > 1e-6:
+        raise QueryError("the weighted queries cancel out (zero vector)")
+    return (total / norm).astype(np.float32)
+
+
+def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, float]],
+           modalities: list[str] | None = None, k: int = 10, where: str | None = None, table: str | None = None,
+           nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR) -> list[Hit]:  # fmt: skip
+    """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default)."""
+    model = as_model(model)
+    store = Store.for_model(store_dir, model, table, create=False)
+    vec = query_vector(model, store, queries)
+    return store.search(vec, k, modalities, where, nprobes, refine_factor)

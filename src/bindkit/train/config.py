@@ -1,0 +1,217 @@
+"""Training configs as plain dataclasses, with the paper's per-pair defaults (Table 9) filled in by `resolve`.
+
+A `TrainConfig` lists the modality pairs of a run; each `PairConfig` names (anchor, other) modalities and its data.
+Fields left at `None` take the Table 9 value of the pair's non-anchor modality when `resolve` runs, so the resolved
+config written to a run directory always holds concrete numbers. No torch import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bindkit.config import canonical
+
+MODES = ("train", "frozen", "lora")
+PRECISIONS = ("fp32", "bf16")
+
+# Table 9 of the paper, keyed by the modality bound to the image. Replication follows the table, not the main text
+# (which says 50x for LLVIP too). `epochs`/`warmup_epochs` only set a run's length when it gives neither steps
+# nor epochs.
+TABLE9: dict[str, dict[str, Any]] = {
+    "audio": dict(replication=1.25, temperature=0.05, lr=1.6e-3, weight_decay=0.2, batch_size=2048, grad_clip=1.0,
+                  warmup_epochs=2, epochs=64, drop_path=0.1, freq_mask=12),
+    "depth": dict(replication=50.0, temperature=0.2, lr=1.6e-3, weight_decay=0.2, batch_size=512, grad_clip=1.0,
+                  warmup_epochs=2, epochs=64, drop_path=0.0, freq_mask=0),
+    "thermal": dict(replication=25.0, temperature=0.1, lr=5e-4, weight_decay=0.05, batch_size=512, grad_clip=5.0,
+                    warmup_epochs=2, epochs=64, drop_path=0.0, freq_mask=0),
+    "imu": dict(replication=1.0, temperature=0.2, lr=5e-4, weight_decay=0.5, batch_size=512, grad_clip=1.0,
+                warmup_epochs=2, epochs=8, drop_path=0.7, freq_mask=0),
+}  # fmt: skip
+# Image-text (CLIP-style) training has no row in Table 9: these are bindkit's defaults (OpenCLIP-like, learnable
+# temperature starting at the text encoder's configured scale).
+CLIP_DEFAULTS: dict[str, Any] = dict(
+    replication=1.0, temperature="learnable", lr=5e-4, weight_decay=0.2, batch_size=512, grad_clip=1.0,
+    warmup_epochs=2, epochs=32, drop_path=0.0, freq_mask=0,
+)  # fmt: skip
+# Run-control fields may differ between a run and its resumption; everything else must match.
+RUN_CONTROL = ("resume", "stop_after", "progress", "num_workers", "device")
+
+
+def pair_defaults(anchor: str, other: str) -> dict[str, Any]:
+    """Table 9's row for a pair (keyed by the non-anchor modality), or the CLIP-style defaults."""
+    for m in (other, anchor):
+        if m in TABLE9:
+            return dict(TABLE9[m])
+    return dict(CLIP_DEFAULTS)
+
+
+@dataclass
+class LoRAConfig:
+    """Low-rank adapters on attention projections: W + (alpha / rank) * B @ A, B starting at zero."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    modules: tuple[str, ...] = ("in_proj", "out_proj")  # attention projections to adapt
+    blocks: tuple[int, ...] | None = None  # trunk block indices to adapt (None: all)
+
+
+@dataclass
+class PairConfig:
+    """One modality pair: `(anchor, other)` modalities, the data, and per-pair hyper-parameters (None: Table 9)."""
+
+    modalities: tuple[str, str]
+    data: Any = None  # a manifest path (JSONL / Parquet) or a PairDataset object
+    name: str | None = None
+    replication: float | None = None  # samples per epoch = len(data) * replication
+    temperature: float | str | None = None  # fixed tau, or "learnable" (the logit scale of a learnable encoder)
+    batch_size: int | None = None  # global batch (all ranks, all accumulation steps)
+    lr: float | None = None  # peak learning rate of the encoders this pair trains
+    weight_decay: float | None = None
+    grad_clip: float | None = None  # max global grad norm of this pair's trained parameters (0: off)
+    drop_path: float | None = None  # stochastic depth rate of the trained encoders' trunks
+    freq_mask: int | None = None  # SpecAugment frequency-mask width for audio inputs (0: off)
+    augment: bool = False  # seeded image augmentation: crop + flip shared by both sides, colour jitter on images
+    views: int = 4  # augmented views cached per item when `augment` is on
+    erase: float = 0.0  # random-erasing probability on the trained (non-image) side
+    warmup_epochs: float | None = None
+    epochs: float | None = None
+    load_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # modality -> extra loader kwargs
+
+
+@dataclass
+class TrainConfig:
+    """A training run. `train(config)` resolves defaults, writes `run_dir/config.json` and trains."""
+
+    pairs: list[PairConfig] = field(default_factory=list)
+    model: str = "imagebind_tiny"  # registry name, bindkit model folder, or official .pth (architecture + weights)
+    init: str | None = None  # optional weights (bindkit folder / official .pth) loaded into the encoders they cover
+    encoders: dict[str, str] = field(default_factory=dict)  # modality -> train | frozen | lora
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    run_dir: str = "runs/train"
+    steps: int | None = None  # total optimizer steps; else `epochs` (else the pairs' Table 9 epochs)
+    epochs: float | None = None
+    warmup_steps: int | None = None  # else `warmup_epochs` (else Table 9: 2 epochs)
+    warmup_epochs: float | None = None
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of the peak
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-6
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast for encoder forwards; loss and optimizer in fp32)
+    grad_accum: int = 1  # micro-batches per step (exact full-batch gradients: features cached, then re-forwarded)
+    grad_checkpointing: bool = False  # activation checkpointing on the trained trunks
+    cache: bool = True  # frozen anchor embeddings computed once and cached on disk
+    cache_dir: str | None = None  # default ~/.cache/bindkit/anchors
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 2  # loader threads for file datasets
+    progress: bool = True
+    resume: bool = False
+    stop_after: int | None = None  # stop (with a checkpoint) after this many steps in this session
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from a JSON-style dict; unknown keys are an error naming them."""
+        _check_keys(cls, d, "train config")
+        d = dict(d)
+        pairs = []
+        for i, p in enumerate(d.pop("pairs", [])):
+            _check_keys(PairConfig, p, f"pairs[{i}]")
+            pairs.append(PairConfig(**{**p, "modalities": tuple(p["modalities"])}))
+        lora = d.pop("lora", {})
+        if isinstance(lora, dict):
+            _check_keys(LoRAConfig, lora, "lora")
+            lora = LoRAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in lora.items()})
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(pairs=pairs, lora=lora, **d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a JSON config file."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; in-memory datasets are described by their `describe()` string."""
+        d = dataclasses.asdict(dataclasses.replace(self, pairs=[]))
+        d["pairs"] = [{**dataclasses.asdict(dataclasses.replace(p, data=None)), "data": _describe(p.data)}
+                      for p in self.pairs]  # fmt: skip
+        return json.loads(json.dumps(d))  # tuples -> lists
+
+
+def _describe(data: Any) -> Any:
+    if data is None or isinstance(data, (str, Path)):
+        return None if data is None else str(data)
+    return data.describe() if hasattr(data, "describe") else f"<{type(data).__name__}>"
+
+
+def _check_keys(cls: type, d: dict[str, Any], where: str) -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = set(d) - names
+    if extra:
+        raise ValueError(f"{where}: unknown keys {sorted(extra)}; known: {sorted(names)}")
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """A copy with every per-pair `None` filled from Table 9 and encoder modes defaulted; checks values."""
+    if not cfg.pairs:
+        raise ValueError("the train config has no pairs")
+    pairs = [_resolve_pair(i, p) for i, p in enumerate(cfg.pairs)]
+    names = [p.name for p in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"pair names must be unique, got {names}; set `name` on repeated pairs")
+    modes = {canonical(m): v for m, v in cfg.encoders.items()}
+    for p in pairs:
+        for m in p.modalities:
+            modes.setdefault(m, "frozen" if m in ("vision", "text") else "train")
+    bad = {m: v for m, v in modes.items() if v not in MODES}
+    if bad:
+        raise ValueError(f"encoder modes must be one of {MODES}, got {bad}")
+    for p in pairs:
+        if all(modes[m] == "frozen" for m in p.modalities):
+            raise ValueError(f"pair {p.name}: both encoders are frozen, nothing to train")
+    _check_run(cfg)
+    return dataclasses.replace(cfg, pairs=pairs, encoders=modes)
+
+
+def _resolve_pair(i: int, p: PairConfig) -> PairConfig:
+    if len(p.modalities) != 2:
+        raise ValueError(f"pairs[{i}]: modalities must be two names, got {p.modalities}")
+    a, b = (canonical(m) for m in p.modalities)
+    if a == b:
+        raise ValueError(f"pairs[{i}]: a pair needs two different modalities, got {p.modalities}")
+    if p.data is None:
+        raise ValueError(f"pairs[{i}] ({a}, {b}): no data given")
+    d = pair_defaults(a, b)
+    filled = {k: d[k] if getattr(p, k) is None else getattr(p, k) for k in d}
+    q = dataclasses.replace(p, modalities=(a, b), name=p.name or f"{a}-{b}", **filled)
+    t = q.temperature
+    if not (t == "learnable" or (isinstance(t, (int, float)) and t > 0)):
+        raise ValueError(f"pair {q.name}: temperature must be a positive number or 'learnable', got {t!r}")
+    for k in ("replication", "lr", "batch_size"):
+        if not getattr(q, k) > 0:
+            raise ValueError(f"pair {q.name}: {k} must be positive, got {getattr(q, k)}")
+    if q.views < 1 or not 0 <= q.drop_path < 1 or q.grad_clip < 0:
+        raise ValueError(f"pair {q.name}: need views >= 1, 0 <= drop_path < 1, grad_clip >= 0")
+    return q
+
+
+def _check_run(cfg: TrainConfig) -> None:
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    if cfg.grad_accum < 1 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
+        raise ValueError("grad_accum, checkpoint_every and log_every must be >= 1")
+    if cfg.steps is not None and cfg.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {cfg.steps}")
+    if cfg.lora.rank < 1 or not set(cfg.lora.modules) <= {"in_proj", "out_proj"}:
+        raise ValueError(f"lora: rank must be >= 1 and modules a subset of in_proj/out_proj, got {cfg.lora}")
+
+
+def comparable(d: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config dict without the run-control fields (what must match on resume)."""
+    return {k: v for k, v in d.items() if k not in RUN_CONTROL}
