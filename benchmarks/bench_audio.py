@@ -6,7 +6,7 @@ per call, as torchaudio does), then per clip an in-place mean removal and a Kald
 call), transpose, pad, normalise, stack. Prints files/s (median of repeats), the ratio, peak RSS above the
 starting RSS for each, and the largest output difference between the two.
 
-    python benchmarks/bench_audio.py [--files 200] [--repeats 5]
+    python benchmarks/bench_audio.py [--files 200] [--repeats 5] [--threads N]
 """
 
 import argparse
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from bindkit.data.audio import clip_slices, load_audio
-from bindkit.data.fbank import frame_geometry, hann, mel_banks
+from bindkit.data.fbank import frame_geometry, mel_banks
 from bindkit.data.resample import output_length, sinc_kernel
 
 RATES = [8000, 16000, 22050, 44100, 48000]
@@ -35,7 +35,9 @@ def make_files(folder: Path, n: int, seconds: float = 5.0) -> list[Path]:
     for i in range(n):
         sr, ext = RATES[i % len(RATES)], ("wav", "flac")[(i // len(RATES)) % 2]
         t = np.arange(int(sr * seconds)) / sr
-        x = 0.3 * np.sin(2 * np.pi * (200 + 300 * i % 2000) * t * (1 + t)) + 0.05 * rng.standard_normal(t.size)
+        x = 0.3 * np.sin(2 * np.pi * (200 + 300 * i % 2000) * t * (1 + t)) + 0.05 * rng.standard_normal(
+            t.size
+        )
         x = np.stack([x, 0.5 * x]) if i % 3 == 0 else x[None]
         p = folder / f"a{i:03d}_{sr}.{ext}"
         sf.write(p, x.T.astype(np.float32), sr, subtype="PCM_16")
@@ -45,26 +47,34 @@ def make_files(folder: Path, n: int, seconds: float = 5.0) -> list[Path]:
 
 # ---------------------------------------------------------------- baseline: the official loader's structure
 def baseline_resample(w: torch.Tensor, orig: int, new: int) -> torch.Tensor:
-    kernel, width = sinc_kernel.__wrapped__(orig, new, w.dtype)  # rebuilt per call, as torchaudio does
-    g = np.gcd(orig, new)
+    """torchaudio.functional.resample's steps: kernel built per call, one strided conv1d over the padded signal."""
+    kernel, width = sinc_kernel.__wrapped__(orig, new, w.dtype)
+    g = int(np.gcd(orig, new))
     x = F.pad(w, (width, width + orig // g))
-    y = F.conv1d(x[:, None], kernel, stride=orig // g)  # (C, new, blocks)
+    y = F.conv1d(x[:, None], kernel, stride=orig // g)  # (C, new, steps)
     return y.transpose(1, 2).reshape(w.shape[0], -1)[:, : output_length(w.shape[-1], orig, new)]
 
 
 def baseline_fbank(clip: torch.Tensor) -> torch.Tensor:
+    """torchaudio.compliance.kaldi.fbank's steps for one clip, channel 0 -> (frames, 128)."""
     window, hop, n_fft = frame_geometry(16000)
-    frames = clip[0].unfold(0, window, hop)  # (F, 400), channel 0
+    x = clip[0]
+    frames = x.as_strided(((x.shape[0] - window) // hop + 1, window), (hop, 1))  # (F, 400)
     frames = frames - frames.mean(1, keepdim=True)
+    eps = torch.tensor(torch.finfo(torch.float32).eps)
+    torch.max(
+        frames.pow(2).sum(1), eps
+    ).log()  # the raw frame energy Kaldi computes (default raw_energy=True)
     prev = F.pad(frames.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)[:, :-1]
-    frames = (frames - 0.97 * prev) * torch.hann_window(window, periodic=False)
-    frames = F.pad(frames, (0, n_fft - window))
-    power = torch.fft.rfft(frames).abs().pow(2)
-    banks = F.pad(mel_banks.__wrapped__(128, 16000).t(), (0, 1))  # (128, 257), rebuilt per call
-    return torch.mm(power, banks.t()).clamp_min(torch.finfo(torch.float32).eps).log()
+    frames = (frames - 0.97 * prev) * torch.hann_window(window, periodic=False).unsqueeze(0)
+    frames = F.pad(frames.unsqueeze(0), (0, n_fft - window)).squeeze(0)
+    power = torch.fft.rfft(frames).abs().pow(2.0)
+    banks = F.pad(mel_banks.__wrapped__(128, 16000).t(), (0, 1))  # (128, 257), built per call
+    return torch.max(torch.mm(power, banks.t()), eps).log()
 
 
 def baseline_load(paths: list[Path]) -> torch.Tensor:
+    """Per file: decode, resample, then per clip: in-place mean removal, fbank, pad, normalise."""
     out = []
     for p in paths:
         data, sr = sf.read(p, dtype="float32", always_2d=True)
@@ -75,9 +85,9 @@ def baseline_load(paths: list[Path]) -> torch.Tensor:
         for a, b in clip_slices(w.shape[-1]):
             clip = w[:, a:b]
             clip -= clip.mean()
-            fb = baseline_fbank(clip).t()  # (128, frames)
+            fb = baseline_fbank(clip).transpose(0, 1)  # (128, frames)
             fb = F.pad(fb, (0, 204 - fb.shape[1])) if fb.shape[1] < 204 else fb[:, :204]
-            clips.append(((fb - -4.268) / 9.138)[None])
+            clips.append(((fb - -4.268) / 9.138).unsqueeze(0))
         out.append(torch.stack(clips))
     return torch.stack(out)
 
@@ -112,39 +122,54 @@ class PeakRSS:
         return self.peak - self.start
 
 
-def measure(fn, repeats: int) -> tuple[list[float], float, torch.Tensor]:
-    fn()  # warm-up: thread pool, FFT plans, page cache
-    times, peak = [], 0.0
+def measure(fns: dict, repeats: int) -> dict:
+    """Median wall time, peak RSS and last output per function; repeats interleaved so load hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up: thread pool, FFT plans, page cache
+    times = {k: [] for k in fns}
+    peaks = dict.fromkeys(fns, 0.0)
     for _ in range(repeats):
-        with PeakRSS() as mem:
-            t = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - t)
-        peak = max(peak, mem.delta)
-        del out
-    return times, peak, fn()
+        for name, fn in fns.items():
+            with PeakRSS() as mem:
+                t = time.perf_counter()
+                out = fn()
+                times[name].append(time.perf_counter() - t)
+            peaks[name] = max(peaks[name], mem.delta)
+            del out
+    return {k: (times[k], peaks[k]) for k in fns}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads for both (0: torch default)"
+    )
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_files(Path(tmp), args.files)
-        print(f"{len(paths)} five-second files, rates {RATES}, wav+flac, torch threads {torch.get_num_threads()}")
-        results = {}
-        for name, fn in [("baseline per-file loop", lambda: baseline_load(paths)), ("load_audio batched", lambda: load_audio(paths))]:
-            times, peak, out = measure(fn, args.repeats)
-            med = statistics.median(times)
-            results[name] = (med, out)
+        print(
+            f"{len(paths)} five-second files, rates {RATES}, wav+flac, torch threads {torch.get_num_threads()}"
+        )
+        fns = {
+            "baseline per-file loop": lambda: baseline_load(paths),
+            "load_audio batched": lambda: load_audio(paths),
+        }
+        results = measure(fns, args.repeats)
+        medians = {}
+        for name, (times, peak) in results.items():
+            med = medians[name] = statistics.median(times)
             print(
                 f"{name:24s} median {med * 1e3:8.1f} ms  {len(paths) / med:7.1f} files/s  "
                 f"{med / len(paths) * 1e3:5.2f} ms/file  peak RSS +{peak:.0f} MiB  "
                 f"(runs: {', '.join(f'{t * 1e3:.0f}' for t in times)} ms)"
             )
-        (tb, ob), (tf, of) = results.values()
-        print(f"speed-up {tb / tf:.2f}x   max |batched - baseline| = {(ob - of).abs().max().item():.2e}")
+        base, fast = (fn() for fn in fns.values())
+        ratio = medians["baseline per-file loop"] / medians["load_audio batched"]
+        print(f"speed-up {ratio:.2f}x   max |batched - baseline| = {(base - fast).abs().max().item():.2e}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def test_decoded_pixels_match_the_official_decoder(pre):
 def test_exif_orientation_is_applied_by_default(pre):
     root, images, ref = pre
     path = root / images["image.im07_exif_orient6"]["inputs"][0]
-    upright = Image.open(path).transpose(Image.Transpose.ROTATE_270)  # orientation 6 = rotate 90 degrees clockwise
+    upright = Image.open(path).transpose(
+        Image.Transpose.ROTATE_270
+    )  # orientation 6 = rotate 90 degrees clockwise
     assert upright.size == (320, 480)
     expected = load_images([upright], exif_transpose=False)
     assert torch.equal(load_images([path]), expected)
@@ -84,8 +86,21 @@ def test_batch_errors_name_every_bad_item(pre, tmp_path):
         load_images(items)
     msg = str(e.value)
     assert "5 of 6" in msg
-    for needle in ["[1]", "file not found", "[2]", "0 bytes", "[3]", "truncated", "[4]", "not a recognised", "[5]", "uint8"]:
+    for needle in [
+        "[1]",
+        "file not found",
+        "[2]",
+        "0 bytes",
+        "[3]",
+        "truncated",
+        "[4]",
+        "not a recognised",
+        "[5]",
+        "uint8",
+    ]:
         assert needle in msg, needle
-    tensor, skipped = load_images(items, errors="skip")
+    result = load_images(items, errors="skip")
+    tensor, skipped = result
     assert tensor.shape == (1, 3, 224, 224) and [s.index for s in skipped] == [1, 2, 3, 4, 5]
+    assert result.kept(len(items)) == [0]
     assert torch.equal(tensor[0], load_images([good])[0])

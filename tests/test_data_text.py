@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from bindkit.data import LoadError, get_tokenizer, tokenize
-from bindkit.data.text import EOT, SOT, _PLAIN, clean
+from bindkit.data.text import _PLAIN, EOT, SOT, clean
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,14 @@ def test_non_strings_are_named():
     assert [s.index for s in skipped] == [1]
     assert torch.equal(tokens, tokenize(["ok", "fine"]))
     assert tokenize([]).shape == (0, 77)
+
+
+def test_batch_equals_one_by_one_on_mixed_and_repeated_strings(rows):
+    rows, ref = rows
+    rng = random.Random(2)
+    idx = [rng.randrange(len(rows)) for _ in range(300)]  # repeats, ftfy rows and plain rows mixed
+    texts = [rows[i]["text"] for i in idx] + ["a\x00b", "tab\there", "x " * 50]
+    out = tokenize(texts)
+    assert torch.equal(out[:300], ref[idx])
+    for i in range(300, len(texts)):
+        assert torch.equal(out[i], tokenize(texts[i])[0])

@@ -32,7 +32,9 @@ def test_mean_per_class_recall_hand_case():
 
 def test_average_precision_hand_cases():
     # positives at ranks 1 and 3: (1/1 + 2/3) / 2
-    assert E.average_precision(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 1, 0])) == pytest.approx(250 / 3)
+    assert E.average_precision(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 1, 0])) == pytest.approx(
+        250 / 3
+    )
     # a tie at 0.8 between a positive and a negative is one threshold: recall .5 at precision 1/3, then 1 at 2/4
     ap = E.average_precision(np.array([0.9, 0.8, 0.8, 0.1]), np.array([0, 1, 0, 1]))
     assert ap == pytest.approx(100 * (0.5 / 3 + 0.5 * 0.5))
@@ -79,7 +81,9 @@ def fake_text_encoder(dim: int = 16):
         for t in texts:
             seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
             r = np.random.default_rng(seed)
-            rows.append(r.normal(size=dim) * r.uniform(0.5, 20))  # norms vary: the recipe must normalise per prompt
+            rows.append(
+                r.normal(size=dim) * r.uniform(0.5, 20)
+            )  # norms vary: the recipe must normalise per prompt
         return torch.tensor(np.stack(rows))
 
     return encode
@@ -116,7 +120,9 @@ def test_zero_shot_matches_numpy_on_random_embeddings():
     assert got["top1"] == pytest.approx(ref_top1)
     assert got["top5"] == pytest.approx(ref_top5)
     assert got["mean_per_class_recall"] == pytest.approx(ref_mpcr)
-    assert 5 < got["top1"] < 40  # random embeddings: near chance, and the test would notice a degenerate classifier
+    assert (
+        5 < got["top1"] < 40
+    )  # random embeddings: near chance, and the test would notice a degenerate classifier
 
 
 def test_others_rule_scores_best_name_of_a_group():
@@ -205,6 +211,36 @@ def test_few_shot_learns_separable_classes_and_reports_spread():
     assert out["k=1"]["std"] == pytest.approx(np.std(runs))
     assert E.settings_for("depth") == E.ProbeSettings(lr=1e-2, weight_decay=0.0, epochs=60)
     assert E.settings_for("imu") == E.settings_for("audio") == E.ProbeSettings(1.6e-3, 0.05, 50)
+
+
+def torch_reference_probe(x, y, c, st, seed):
+    """The same probe with torch.optim.AdamW and nn.Linear, batches shuffled by the same generator."""
+    x, y = torch.tensor(x), torch.tensor(y)
+    lin = torch.nn.Linear(x.shape[1], c, dtype=torch.float64)
+    torch.nn.init.zeros_(lin.weight), torch.nn.init.zeros_(lin.bias)
+    opt = torch.optim.AdamW(lin.parameters(), lr=st.lr, weight_decay=st.weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(st.epochs):
+        for idx in torch.randperm(len(x), generator=g).split(min(st.batch_size, len(x))):
+            loss = torch.nn.functional.cross_entropy(lin(x[idx]), y[idx])
+            opt.zero_grad(), loss.backward(), opt.step()
+    return lin.weight.detach().numpy().T, lin.bias.detach().numpy()
+
+
+def test_numpy_probe_trainer_matches_torch_adamw():
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(2, 37, 6)), rng.integers(0, 4, size=(2, 37))  # 37 items: a short last batch
+    st = E.ProbeSettings(lr=1e-2, weight_decay=0.05, epochs=7, batch_size=8)
+    probes = E.train_probes(x, y, 4, st, seeds=(3, 4))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: thread start-up would dominate on a busy machine
+    try:
+        ref = [torch_reference_probe(x[s], y[s], 4, st, seed) for s, seed in enumerate((3, 4))]
+    finally:
+        torch.set_num_threads(threads)
+    for s, (w, b) in enumerate(ref):
+        np.testing.assert_allclose(probes.weight[s], w, atol=1e-9)
+        np.testing.assert_allclose(probes.bias[s], b, atol=1e-9)
 
 
 # ---- arithmetic and fusion -----------------------------------------------------------------------------------

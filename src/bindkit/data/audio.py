@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
@@ -40,12 +42,14 @@ from bindkit.data.resample import output_length, resample_many
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".m4a", ".aac", ".opus", ".wma", ".3gp"}
-CLIP_CHUNK = 96  # clips per batched fbank call: (96, 198, 512) float32 intermediates stay near 40 MB
+CLIP_CHUNK = (
+    16  # clips per batched fbank call: (16, 198, 512) float32 frames, 6.5 MB, reused by the allocator
+)
 FILE_CHUNK = 64  # files decoded ahead and resampled together
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
-def _decode_av(src: Any) -> tuple[torch.Tensor, int]:
+def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
     """The first audio stream of any container FFmpeg reads, as float32 `[C, N]` at its own rate."""
     import av  # only needed for video containers and formats libsndfile does not read
 
@@ -60,24 +64,48 @@ def _decode_av(src: Any) -> tuple[torch.Tensor, int]:
             rate = stream.rate
     except ItemError:
         raise
-    except Exception as e:  # FFmpeg's errors are many and undocumented; keep the message
-        raise ItemError(f"unreadable audio ({type(e).__name__}: {e})") from e
+    except Exception as e:  # FFmpeg's errors are many and undocumented; keep both decoders' messages
+        sf_part = f"libsndfile: {why_not_sf}; " if why_not_sf else ""
+        raise ItemError(f"not a readable audio file ({sf_part}FFmpeg: {type(e).__name__}: {e})") from e
     if not chunks:
         raise ItemError("no audio samples (0 frames)")
     return torch.from_numpy(np.concatenate(chunks, axis=1).astype(np.float32, copy=False)), int(rate)
 
 
-def _decode_sf(src: Any) -> tuple[torch.Tensor, int] | None:
-    """float32 `[C, N]` via libsndfile, or None when libsndfile does not know the format."""
+def _truncation(f: sf.SoundFile, frames_read: int) -> str | None:
+    """Why a file libsndfile opened is cut short, if it is: it reads what is there and only logs the rest."""
+    declared = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info, re.M)  # WAV/AIFF-style
+    if (
+        declared and 0 < int(declared[2]) < int(declared[1]) < 0xFFFFFF00
+    ):  # 0 / ~4 GiB: streamed, length unknown
+        return f"truncated file: its header declares {declared[1]} bytes of audio, only {declared[2]} are present"
+    if "lacks an end-of-stream bit" in f.extra_info:
+        return "truncated file: the Ogg stream ends without its end-of-stream page"
+    if f.format == "FLAC" and 0 < frames_read < f.frames:
+        return f"truncated file: FLAC header declares {f.frames} frames, only {frames_read} could be decoded"
+    return None
+
+
+def _decode_sf(src: Any) -> tuple[torch.Tensor, int] | str:
+    """float32 `[C, N]` via libsndfile, or libsndfile's complaint when it cannot open the file."""
     try:
-        data, rate = sf.read(src, dtype="float32", always_2d=True)
-    except sf.LibsndfileError as e:
-        if "Format not recognised" in str(e) or "unknown format" in str(e).lower():
-            return None
-        raise ItemError(f"unreadable audio ({e})") from e
-    except (RuntimeError, ValueError, TypeError) as e:
-        raise ItemError(f"unreadable audio ({e})") from e
-    return torch.from_numpy(np.ascontiguousarray(data.T)), int(rate)
+        f = sf.SoundFile(src)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        return str(e).split(": ", 1)[-1] if "Error opening" in str(e) else str(e)
+    with f:
+        pcm16 = f.subtype == "PCM_16"  # read as int16: far cheaper than libsndfile's own float conversion
+        try:
+            data = f.read(dtype="int16" if pcm16 else "float32", always_2d=True)  # (N, C)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise ItemError(f"corrupt or truncated audio ({e})") from e
+        if reason := _truncation(f, data.shape[0]):
+            raise ItemError(reason)
+        rate = f.samplerate
+    wave = torch.empty(data.shape[1], data.shape[0])
+    wave.copy_(torch.from_numpy(data).t())  # to float32 and planar (C, N) in one pass
+    if pcm16:
+        wave.mul_(1.0 / 32768)  # exactly libsndfile's (and torchaudio's) float scaling: a power of two
+    return wave, int(rate)
 
 
 def _from_array(wave: Any, rate: Any) -> tuple[torch.Tensor, int]:
@@ -107,20 +135,20 @@ def decode_audio(item: Any) -> tuple[torch.Tensor, int]:
             raise ItemError("file not found" if not p.exists() else "not a regular file")
         if p.stat().st_size == 0:
             raise ItemError("empty file (0 bytes)")
-        decoded = None if p.suffix.lower() in VIDEO_SUFFIXES else _decode_sf(str(p))
-        wave, rate = decoded or _decode_av(str(p))
+        decoded = "" if p.suffix.lower() in VIDEO_SUFFIXES else _decode_sf(str(p))  # "": straight to FFmpeg
+        wave, rate = _decode_av(str(p), decoded) if isinstance(decoded, str) else decoded
     elif isinstance(item, (bytes, bytearray, memoryview)):
         if len(item) == 0:
             raise ItemError("empty input (0 bytes)")
         decoded = _decode_sf(io.BytesIO(bytes(item)))
-        wave, rate = decoded or _decode_av(io.BytesIO(bytes(item)))
+        wave, rate = _decode_av(io.BytesIO(bytes(item)), decoded) if isinstance(decoded, str) else decoded
     elif isinstance(item, (np.ndarray, torch.Tensor)):
         raise ItemError("a bare waveform needs its sample rate: pass (waveform, sample_rate)")
     else:
         raise ItemError(f"unsupported input type {type(item).__name__}")
     if wave.shape[-1] == 0 or wave.shape[0] == 0:
         raise ItemError("no audio samples (0 frames)")
-    if not bool(torch.isfinite(wave).all()):
+    if not math.isfinite(float(wave.sum())) and not bool(torch.isfinite(wave).all()):  # cheap test first
         raise ItemError("waveform contains NaN or infinite samples")
     return wave, rate
 
@@ -139,49 +167,53 @@ def clip_slices(
     ]
 
 
-def _clip_samples(
-    wave: torch.Tensor, slices: list[tuple[int, int]], keep: int, inplace_mean: bool
-) -> list[torch.Tensor]:
-    """Channel-0 samples of each clip after removing its mean over all channels, at most `keep` of them."""
-    clips = []
-    for a, b in slices:
+def _clips_into(
+    wave: torch.Tensor, slices: list[tuple[int, int]], rows: torch.Tensor, inplace_mean: bool
+) -> list[int]:
+    """Write each clip's channel 0, its mean over all channels removed, into `rows` `(S, keep)`; return lengths."""
+    lengths = []
+    for row, (a, b) in zip(rows, slices, strict=True):
         view = wave[:, a:b]  # (C, n); a view of the shared 16 kHz buffer, as in the official loader
+        n = min(view.shape[1], rows.shape[1])  # samples past `keep` would only make cropped frames
         if inplace_mean:  # shifts the shared buffer, so later overlapping clips see it (official behaviour)
             view -= view.mean()
-            clips.append(view[0, :keep].clone())
+            row[:n] = view[0, :n]
         else:
-            clips.append(view[0, :keep] - view.mean())
-    return clips
+            torch.sub(view[0, :n], view.mean(), out=row[:n])
+        row[n:] = 0
+        lengths.append(n)
+    return lengths
 
 
-def _melspec(
-    clips: list[torch.Tensor],
-    num_mel_bins: int,
-    target_length: int,
-    sample_rate: int,
-    mean: float,
-    std: float,
-) -> torch.Tensor:
-    """Normalised log-mel `(M, 1, mel, target_length)` for 1-D clips of any lengths, batched in chunks."""
-    out = torch.zeros(
-        len(clips), num_mel_bins, target_length
-    )  # 0 = official right padding (before normalising)
-    order = sorted(range(len(clips)), key=lambda i: clips[i].shape[0])  # similar lengths share a chunk
-    for c in range(0, len(order), CLIP_CHUNK):
-        idx = order[c : c + CLIP_CHUNK]
-        n = max(clips[i].shape[0] for i in idx)
-        batch = torch.zeros(len(idx), n)
-        for row, i in enumerate(idx):
-            batch[row, : clips[i].shape[0]] = clips[i]
-        fb = log_fbank(
-            batch, num_mel_bins, sample_rate
-        )  # (m, F, mel); frames past a shorter clip's end are junk, dropped below
-        for row, i in enumerate(idx):
-            f = min(num_frames(clips[i].shape[0], sample_rate), target_length)
-            out[i, :, :f] = fb[row, :f].t()
-    mean_t = torch.tensor([mean], dtype=torch.float32)
-    std_t = torch.tensor([std], dtype=torch.float32)
-    return out.sub_(mean_t).div_(std_t).unsqueeze(1)  # as torchvision Normalize: one-element tensors
+def _write_normalised(fb: torch.Tensor, lengths: list[int], out: torch.Tensor, opts: dict[str, Any]) -> None:
+    """Pad/crop log-mel `(m, mel, F)` into `out` `(m, mel, target)` and normalise, as (x - mean) / std."""
+    mean = torch.tensor(
+        [opts["mean"]], dtype=torch.float32
+    )  # one-element tensors, as torchvision's Normalize
+    std = torch.tensor([opts["std"]], dtype=torch.float32)
+    f = min(fb.shape[-1], opts["target_length"])
+    torch.sub(fb[..., :f], mean, out=out[..., :f])
+    pad = torch.zeros(1).sub_(mean)  # a right-padded cell: official zero padding, normalised like the rest
+    out[..., f:] = pad
+    for row, n in enumerate(lengths):  # frames computed over another clip's zero padding are not real
+        out[row, :, min(num_frames(n, opts["sample_rate"]), f) :] = pad
+    out.div_(std)
+
+
+def _features(waves: list[torch.Tensor], out: torch.Tensor, opts: dict[str, Any]) -> None:
+    """Normalised log-mel of every clip of 16 kHz `waves` into `out` `(len * S, mel, T)`, ~CLIP_CHUNK per fbank."""
+    sr, per = opts["sample_rate"], opts["clips_per_file"]
+    window, hop, _ = frame_geometry(sr)
+    files = max(1, CLIP_CHUNK // per)
+    buf = torch.empty(files * per, window + hop * (opts["target_length"] - 1))  # (clips, keep), reused
+    work: dict = {}  # fbank scratch memory, reused chunk after chunk
+    for f0 in range(0, len(waves), files):
+        lengths = []
+        for i, w in enumerate(waves[f0 : f0 + files]):
+            slices = clip_slices(w.shape[-1], sr, opts["clip_duration"], per)
+            lengths += _clips_into(w, slices, buf[i * per : (i + 1) * per], opts["inplace_mean"])
+        fb = log_fbank(buf[: len(lengths), : max(lengths)], opts["num_mel_bins"], sr, work)  # (m, mel, F)
+        _write_normalised(fb, lengths, out[f0 * per : f0 * per + len(lengths)], opts)
 
 
 def _warn_padding(name: str, frames: int, target_length: int) -> None:
@@ -205,23 +237,18 @@ def _decode_checked(item: Any, sample_rate: int) -> tuple[torch.Tensor, int]:
     return wave, rate
 
 
-def _transform(decoded: list[tuple[str, torch.Tensor, int]], opts: dict[str, Any]) -> torch.Tensor:
-    """Resample by rate group, cut clips, and run one batched fbank: `(len(decoded), S, 1, mel, T)`."""
+def _transform(decoded: list[tuple[str, torch.Tensor, int]], out: torch.Tensor, opts: dict[str, Any]) -> None:
+    """Resample by rate group, cut clips, batched fbank, into `out` `(len(decoded), S, 1, mel, T)`."""
     sr, target = opts["sample_rate"], opts["target_length"]
     waves = [w for _, w, _ in decoded]
     for rate in sorted({r for _, _, r in decoded} - {sr}):
         members = [i for i, (_, _, r) in enumerate(decoded) if r == rate]
         for i, w in zip(members, resample_many([waves[i] for i in members], rate, sr), strict=True):
             waves[i] = w
-    window, hop, _ = frame_geometry(sr)
-    keep = window + hop * (target - 1)  # samples that make `target` frames; later ones would be cropped away
-    clips = []
     for (name, _, _), w in zip(decoded, waves, strict=True):
-        slices = clip_slices(w.shape[-1], sr, opts["clip_duration"], opts["clips_per_file"])
-        clips += _clip_samples(w, slices, keep, opts["inplace_mean"])
-        _warn_padding(name, num_frames(min(w.shape[-1], slices[0][1]) - slices[0][0], sr), target)
-    mel = _melspec(clips, opts["num_mel_bins"], target, sr, opts["mean"], opts["std"])
-    return mel.view(len(decoded), opts["clips_per_file"], *mel.shape[1:])
+        start, end = clip_slices(w.shape[-1], sr, opts["clip_duration"], opts["clips_per_file"])[0]
+        _warn_padding(name, num_frames(min(w.shape[-1], end) - start, sr), target)
+    _features(waves, out.view(-1, *out.shape[-2:]), opts)
 
 
 def _decode_chunks(
@@ -289,14 +316,15 @@ def load_audio(
                 clip_duration=clip_duration, clips_per_file=clips_per_file, inplace_mean=inplace_mean)  # fmt: skip
     _check_options(opts)
     workers = max(1, min(8, os.cpu_count() or 1) if num_workers is None else num_workers)
+    result = torch.empty(len(items), clips_per_file, 1, num_mel_bins, target_length)
     failures: list[Skipped] = []
-    outputs = []
+    row = 0  # good items fill result in input order
     for decoded, bad in _decode_chunks(items, sample_rate, workers):
         failures += bad
         if decoded and not (failures and errors == "raise"):  # after a failure, only keep validating
-            outputs.append(_transform(decoded, opts))
+            _transform(decoded, result[row : row + len(decoded)], opts)
+            row += len(decoded)
     if failures and errors == "raise":
         raise LoadError("audio", len(items), failures)
-    shape = (0, clips_per_file, 1, num_mel_bins, target_length)
-    tensor = torch.cat(outputs) if outputs else torch.empty(shape)
+    tensor = result if row == len(items) else result[:row].clone()
     return LoadResult(tensor, failures) if errors == "skip" else tensor

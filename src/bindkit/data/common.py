@@ -65,7 +65,9 @@ def center_crop_offsets(w: int, h: int, size: int) -> tuple[int, int]:
     return int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
 
 
-def normalize(x: torch.Tensor, mean: float | Sequence[float] | None, std: float | Sequence[float] | None) -> torch.Tensor:
+def normalize(
+    x: torch.Tensor, mean: float | Sequence[float] | None, std: float | Sequence[float] | None
+) -> torch.Tensor:
     """(x - mean) / std over dim 0 (channels) of a (C, ...) tensor; a no-op when both are None."""
     if mean is None and std is None:
         return x
@@ -88,7 +90,9 @@ def as_list(value: Any, n: int, name: str) -> list[Any]:
     return [value] * n
 
 
-def running_mean_std(tensors: torch.Tensor | Iterable[torch.Tensor], channel_dim: int | None) -> dict[str, Any]:
+def running_mean_std(
+    tensors: torch.Tensor | Iterable[torch.Tensor], channel_dim: int | None
+) -> dict[str, Any]:
     """Mean and std over every value (channel_dim=None) or per channel, streaming in float64 (Chan's merge)."""
     if isinstance(tensors, torch.Tensor):
         tensors = [tensors]

@@ -46,16 +46,16 @@ def get_loader(modality: str) -> Callable[..., Any]:
 def loader_kwargs(modality: str, enc: EncoderConfig) -> dict[str, Any]:
     """Loader options that make inputs fit an encoder: its input size, plus its `preprocess` constants."""
     shape = enc.input_shape
-    sizes: dict[str, Any] = {
-        "image": {"size": shape[-1]},
-        "vision": {"size": shape[-1]},
-        "video": {"size": shape[-1], "frames_per_clip": enc.kernel[0] if enc.kernel else 2},
-        "text": {"context_length": shape[0]},
-        "audio": {"num_mel_bins": shape[-2], "target_length": shape[-1]},
-        "depth": {"size": shape[-1]},
-        "thermal": {"size": shape[-1]},
-        "imu": {"length": shape[-1]},
-    }[modality]
+    if modality in ("image", "vision", "depth", "thermal"):
+        sizes: dict[str, Any] = {"size": shape[-1]}
+    elif modality == "video":
+        sizes = {"size": shape[-1], "frames_per_clip": enc.kernel[0] if enc.kernel else 2}
+    elif modality == "text":
+        sizes = {"context_length": shape[0]}
+    elif modality == "audio":
+        sizes = {"num_mel_bins": shape[-2], "target_length": shape[-1]}
+    else:  # imu
+        sizes = {"length": shape[-1]}
     accepted = inspect.signature(get_loader(modality)).parameters
     return {**sizes, **{k: v for k, v in enc.preprocess.items() if k in accepted}}
 
@@ -118,12 +118,14 @@ class _Loading:
         self.modality, self.errors, self.config, self.kwargs = modality, errors, config, kwargs
 
     def load_sample(self, position: int, item: Any) -> Sample:
+        """Load one item as a `Sample`; a bad one raises (errors="raise") or comes back with its reason."""
         key = str(item) if isinstance(item, (str, Path)) and self.modality != "text" else str(position)
         try:
             x = load(self.modality, [item], self.config, **self.kwargs)
         except LoadError as e:
-            if self.errors == "raise":
-                raise
+            if self.errors == "raise":  # name the item by its position in the dataset, not in a batch of one
+                failure = e.failures[0]._replace(index=position)
+                raise LoadError(self.modality, 1, [failure]) from None
             return Sample(key, None, e.failures[0].reason)
         return Sample(key, x[0], None)
 

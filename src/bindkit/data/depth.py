@@ -148,7 +148,7 @@ def resize_map(x: np.ndarray, size: int, interpolation: str = "bilinear") -> np.
     if (w, h) != img.size:
         img = img.resize((w, h), RESAMPLE[interpolation])
     left, top = center_crop_offsets(w, h, size)
-    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32)
+    return np.array(img.crop((left, top, left + size, top + size)), dtype=np.float32)
 
 
 def load_depth(
@@ -174,7 +174,10 @@ def load_depth(
     rng.update({k: v for k, v in (("min_depth", min_depth), ("max_depth", max_depth)) if v is not None})
     if interpolation not in RESAMPLE:
         raise ValueError(f"interpolation must be one of {list(RESAMPLE)}, got {interpolation!r}")
-    focals, baselines = as_list(focal_length, len(items), "focal_length"), as_list(baseline, len(items), "baseline")
+    focals, baselines = (
+        as_list(focal_length, len(items), "focal_length"),
+        as_list(baseline, len(items), "baseline"),
+    )
 
     def one(i: int, item: Any) -> torch.Tensor:
         d = read_depth(item, encoding, depth_scale)

@@ -44,12 +44,19 @@ class LoadResult(NamedTuple):
 
 
 class LoadError(ValueError):
-    """One or more items of a batch could not be loaded; `.failures` lists every one of them."""
+    """One or more items of a batch could not be loaded; `.failures` lists every one of them.
 
-    def __init__(self, kind: str, total: int, failures: list[Skipped]):
-        self.kind, self.total, self.failures = kind, total, failures
-        lines = [f"  [{f.index}] {f.item}: {f.reason}" for f in failures]
-        super().__init__(f"{len(failures)} of {total} {kind} item(s) could not be loaded:\n" + "\n".join(lines))
+    `LoadError(kind, total, failures)` builds the message; `LoadError(message)` alone is accepted too, which is
+    how a DataLoader worker's exception is re-raised in the main process (the message survives, `.failures` not).
+    """
+
+    def __init__(self, kind: str, total: int | None = None, failures: list[Skipped] | None = None):
+        self.kind, self.total, self.failures = kind, total, list(failures or [])
+        if total is None:
+            super().__init__(kind)
+            return
+        head = f"{len(self.failures)} of {total} {kind} item(s) could not be loaded:"
+        super().__init__("\n".join([head, *(f"  [{f.index}] {f.item}: {f.reason}" for f in self.failures)]))
 
 
 def describe(item: Any) -> str:

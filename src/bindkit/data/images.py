@@ -45,7 +45,9 @@ def open_image(item: Any, exif_transpose: bool = True) -> Image.Image:
 
 def _from_array(a: np.ndarray) -> Image.Image:
     if a.dtype != np.uint8:
-        raise ItemError(f"image arrays must be uint8 (H, W) or (H, W, 1|3|4), got {a.dtype}; scale floats to 0-255")
+        raise ItemError(
+            f"image arrays must be uint8 (H, W) or (H, W, 1|3|4), got {a.dtype}; scale floats to 0-255"
+        )
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or 0 in a.shape:

@@ -50,35 +50,52 @@ _NAMES = _channel_names()
 
 
 def _parse_csv(text: str, time_column: str | None) -> tuple[np.ndarray | None, np.ndarray]:
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(f.strip() for f in r)]
-    if not rows:
-        raise ItemError("CSV has no rows")
-    header = None
+    lines = text.lstrip().split("\n", 1)
+    first = next(csv.reader([lines[0]]), [])
     try:
-        [float(f) for f in rows[0] if f.strip()]
+        [float(f) for f in first if f.strip()]
+        header, body = None, text
     except ValueError:
-        header, rows = [h.strip().lower() for h in rows[0]], rows[1:]
-    if not rows:
-        raise ItemError("CSV has a header but no data rows")
-    try:
-        data = np.array([[float(f) if f.strip() else np.nan for f in r] for r in rows], dtype=np.float64)
-    except ValueError as e:
-        raise ItemError(f"CSV has a non-numeric or ragged row ({e})") from e
+        header, body = [h.strip().lower() for h in first], lines[1] if len(lines) > 1 else ""
+    data = _numbers(body)
     if header is None:
         if data.shape[1] not in (6, 7):
-            raise ItemError(f"a CSV without header needs 6 (values) or 7 (time + values) columns, got {data.shape[1]}")
+            raise ItemError(
+                f"a CSV without header needs 6 (values) or 7 (time + values) columns, got {data.shape[1]}"
+            )
         return (data[:, 0], data[:, 1:]) if data.shape[1] == 7 else (None, data)
     return _by_name(header, data, time_column)
 
 
-def _by_name(header: list[str], data: np.ndarray, time_column: str | None) -> tuple[np.ndarray | None, np.ndarray]:
+def _numbers(body: str) -> np.ndarray:
+    """CSV rows -> `[rows, cols]` float64; empty cells become NaN (numpy's C parser first, csv on empty cells)."""
+    if not body.strip():
+        raise ItemError("CSV has no data rows")
+    try:
+        return np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError:
+        pass
+    rows = [r for r in csv.reader(io.StringIO(body)) if r and any(f.strip() for f in r)]
+    try:
+        return np.array([[float(f) if f.strip() else np.nan for f in r] for r in rows], dtype=np.float64)
+    except ValueError as e:
+        raise ItemError(f"CSV has a non-numeric or ragged row ({e})") from e
+
+
+def _by_name(
+    header: list[str], data: np.ndarray, time_column: str | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    if data.shape[1] != len(header):
+        raise ItemError(f"CSV rows have {data.shape[1]} columns but the header names {len(header)}")
     cols = {}
     for j, h in enumerate(header):
         if h in _NAMES:
             cols.setdefault(_NAMES[h], j)
     missing = [CHANNELS[c] for c in range(6) if c not in cols]
     if missing:
-        raise ItemError(f"CSV header {header} lacks channels {missing} (accepted e.g. ax/acc_x/accl_x, gx/gyro_x)")
+        raise ItemError(
+            f"CSV header {header} lacks channels {missing} (accepted e.g. ax/acc_x/accl_x, gx/gyro_x)"
+        )
     values = data[:, [cols[c] for c in range(6)]]
     if time_column is not None:
         if time_column.lower() not in header:
@@ -105,7 +122,9 @@ def _orient(a: np.ndarray, layout: str) -> np.ndarray:
     return np.asarray(a if layout == "tc" else a.T, dtype=np.float64)
 
 
-def read_imu(item: Any, layout: str = "auto", time_column: str | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+def read_imu(
+    item: Any, layout: str = "auto", time_column: str | None = None
+) -> tuple[np.ndarray | None, np.ndarray]:
     """(times in seconds or None, values `[T, 6]` float64) from a CSV/.npy/.npz path or bytes, or an array."""
     if isinstance(item, torch.Tensor):
         item = item.detach().cpu().numpy()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gzip
 import html
-from collections.abc import Sequence
-from itertools import chain
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
+from itertools import accumulate, chain
 
 import ftfy
 import numpy as np
@@ -25,15 +26,15 @@ from bindkit.data.errors import LoadError, LoadResult, Skipped, check_errors, de
 SOT, EOT = 49406, 49407
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 NUM_MERGES = 49152 - 256 - 2  # merge lines used from the file (after its header line)
-_PATTERN = (
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 _WS = regex.compile(r"\s+")
 # Printable ASCII plus tab/newline without '&': ftfy and html.unescape leave such text unchanged (tested).
 _PLAIN = regex.compile(r"[\x20-\x25\x27-\x7e\t\n]*")
-_SEP = "\x00"  # closes each row of a batch joined for one regex pass; cleaned text never holds a NUL
+_SEP = "\x00"  # closes each row of a joined batch; cleaned text never holds a NUL (ftfy removes it)
 _JOIN = f" {_SEP} "
-_PLAIN_OR_SEP = regex.compile(r"[\x20-\x25\x27-\x7e\t\n\x00]*")
+_NOT_PLAIN = regex.compile(r"[^\x20-\x25\x27-\x7e\t\n\x00]+")
+MAX_CACHED_CHUNKS = 1 << 20
+SLICE = 8192  # rows per vectorised pass
 
 
 def _byte_chars() -> dict[int, str]:
@@ -54,12 +55,36 @@ def clean(text: str) -> str:
     return _WS.sub(" ", text.strip()).strip().lower()
 
 
+def _prepare(text: str) -> str:
+    """`clean` up to whitespace, which only separates pieces: `.split()` of the result gives the same chunks.
+
+    `str.split` and the CLIP pattern's `\\s` disagree only on U+001C-U+001F, which plain text lacks and ftfy and
+    html.unescape remove.
+    """
+    return text.lower() if _PLAIN.fullmatch(text) else clean(text)
+
+
+def _prepare_batch(texts: Sequence[str]) -> str:
+    """`_prepare` of every row, joined, each row closed by the separator; Python work only on rows needing ftfy."""
+    joined = _JOIN.join(texts) + _JOIN
+    if joined.count(_SEP) != len(texts):  # a row holds a NUL itself: prepare row by row
+        return _JOIN.join(map(_prepare, texts)) + _JOIN
+    odd = _NOT_PLAIN.search(joined)
+    if odd is None:
+        return joined.lower()
+    ends = list(accumulate(len(t) + len(_JOIN) for t in texts))  # offset just past each row's separator
+    rows = joined.lower().split(_JOIN)  # plain rows are done; the others are cleaned below
+    for i in {bisect_right(ends, m.start()) for m in _NOT_PLAIN.finditer(joined, odd.start())}:
+        rows[i] = clean(texts[i])
+    return _JOIN.join(rows)
+
+
 class Tokenizer:
     """CLIP BPE tokenizer; `encode` gives the BPE ids of one string, `__call__` a padded batch."""
 
     def __init__(self, vocab_path: str | None = None):
         if vocab_path is None:
-            raw = resources.files("bindkit.assets").joinpath(VOCAB_FILE).read_bytes()
+            raw = resources.files("bindkit").joinpath("assets", VOCAB_FILE).read_bytes()
         else:
             raw = open(vocab_path, "rb").read()
         lines = gzip.decompress(raw).decode("utf-8").split("\n")[1 : NUM_MERGES + 1]
@@ -72,13 +97,14 @@ class Tokenizer:
         self.ranks = {m: i for i, m in enumerate(merges)}
         self.pattern = regex.compile(_PATTERN, regex.IGNORECASE)
         # raw pre-token -> its ids; the special tokens map straight to their ids
-        self.cache: dict[str, tuple[int, ...]] = {"<|startoftext|>": (SOT,), "<|endoftext|>": (EOT,), _SEP: (-1,)}
+        self.cache: dict[str, tuple[int, ...]] = {"<|startoftext|>": (SOT,), "<|endoftext|>": (EOT,)}
+        self.chunks: dict[str, tuple[int, ...]] = {_SEP: (-1,)}  # whitespace-free chunk -> its ids
 
     def bpe(self, word: str) -> list[str]:
         """Merge the byte-characters of one pre-token by rank; the last symbol carries `</w>`."""
         parts = [*word[:-1], word[-1] + "</w>"]
         while len(parts) > 1:
-            pairs = set(zip(parts, parts[1:]))
+            pairs = set(zip(parts, parts[1:], strict=False))
             best = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
             if best not in self.ranks:
                 break
@@ -101,26 +127,40 @@ class Tokenizer:
             ids = self.cache[piece] = tuple(self.encoder[t] for t in self.bpe(chars))
         return ids
 
+    def remember(self, chunks: Iterable[str]) -> dict[str, tuple[int, ...]]:
+        """The chunk cache, holding the ids of every given whitespace-free chunk (pieces never span whitespace)."""
+        new = set(chunks).difference(self.chunks)
+        if len(self.chunks) + len(new) > MAX_CACHED_CHUNKS:  # bound the memory of very long runs
+            self.chunks = {_SEP: (-1,)}
+        for c in new:
+            self.chunks[c] = tuple(i for p in self.pattern.findall(c) for i in self.word_ids(p))
+        return self.chunks
+
     def encode(self, text: str) -> list[int]:
         """BPE ids of one string, without start/end tokens."""
-        return [i for piece in self.pattern.findall(clean(text)) for i in self.word_ids(piece)]
+        chunks = _prepare(text).split()
+        return list(chain.from_iterable(map(self.remember(chunks).__getitem__, chunks)))
 
     def __call__(self, texts: Sequence[str], context_length: int = 77) -> torch.Tensor:
         """`[N, context_length]` int64 rows `[SOT, ids..., EOT, 0...]`, cut so EOT always fits."""
-        if not texts:
-            return torch.zeros((0, context_length), dtype=torch.int64)
-        # Whitespace only separates pieces, so collapsing/stripping it cannot change them: the batch is
-        # lower-cased and split in one regex pass, with a separator piece closing every row.
-        joined = _JOIN.join(texts) + _JOIN
-        if joined.count(_SEP) == len(texts) and _PLAIN_OR_SEP.fullmatch(joined):
-            joined = joined.lower()
-        else:  # some rows need ftfy/html cleaning, which removes NULs, so the separators stay unique
-            joined = _JOIN.join(clean(t) for t in texts) + _JOIN
-        pieces = self.pattern.findall(joined)
-        for p in set(pieces).difference(self.cache):  # each new word across the batch: BPE once
-            self.word_ids(p)
-        flat = chain.from_iterable(map(self.cache.__getitem__, pieces))
-        return torch.from_numpy(_pack(np.fromiter(flat, dtype=np.int64), len(texts), context_length))
+        if len(texts) <= 8:  # a query or two: row by row beats the vectorised set-up
+            out = np.zeros((len(texts), context_length), dtype=np.int64)
+            for row, text in enumerate(texts):
+                ids = self.encode(text)[: context_length - 2]
+                out[row, 0], out[row, 1 : len(ids) + 1], out[row, len(ids) + 1] = SOT, ids, EOT
+            return torch.from_numpy(out)
+        if len(texts) > SLICE:  # bound the joined text and chunk list of huge calls
+            parts = [self(texts[i : i + SLICE], context_length) for i in range(0, len(texts), SLICE)]
+            return torch.cat(parts)
+        where = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+        if len(where) < len(
+            texts
+        ):  # repeated strings (prompt templates, shared captions): tokenize each once
+            return self(list(where), context_length)[[where[t] for t in texts]]
+        chunks = _prepare_batch(texts).split()  # one C-level split; a separator chunk (id -1) closes each row
+        known = self.remember(chunks)
+        flat = np.fromiter(chain.from_iterable(map(known.__getitem__, chunks)), dtype=np.int64)
+        return torch.from_numpy(_pack(flat, len(texts), context_length))
 
 
 def _pack(flat: np.ndarray, n: int, context_length: int) -> np.ndarray:
@@ -138,7 +178,7 @@ def _pack(flat: np.ndarray, n: int, context_length: int) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def get_tokenizer() -> Tokenizer:
-    """The shared tokenizer, built on first use (about 0.1 s) and reused afterwards."""
+    """The shared tokenizer, built on first use (a fraction of a second) and reused afterwards."""
     return Tokenizer()
 
 

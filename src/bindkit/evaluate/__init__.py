@@ -13,11 +13,12 @@ from bindkit.evaluate.arithmetic import arithmetic, compose, fuse, nearest, shar
 from bindkit.evaluate.cache import EmbeddingCache
 from bindkit.evaluate.fewshot import (
     PAPER_SETTINGS,
+    LinearProbes,
     ProbeSettings,
     few_shot,
     sample_shots,
     settings_for,
-    train_probe,
+    train_probes,
 )
 from bindkit.evaluate.metrics import (
     average_precision,
@@ -40,9 +41,9 @@ from bindkit.evaluate.zeroshot import (
 )
 
 __all__ = [
-    "PAPER_SETTINGS", "TASKS", "EmbeddingCache", "EvalDataset", "Item", "ProbeSettings", "arithmetic",
+    "PAPER_SETTINGS", "TASKS", "EmbeddingCache", "EvalDataset", "Item", "LinearProbes", "ProbeSettings", "arithmetic",
     "average_precision", "caption_retrieval", "class_embeddings", "compose", "cosine_scores", "default_templates",
     "few_shot", "flatten_captions", "fuse", "load_class_names", "load_templates", "mean_average_precision",
     "mean_per_class_recall", "nearest", "recall_at_k", "retrieval", "run_eval", "sample_shots", "settings_for",
-    "share_with_attributes", "topk_accuracy", "train_probe", "zero_shot", "zero_shot_scores",
+    "share_with_attributes", "topk_accuracy", "train_probes", "zero_shot", "zero_shot_scores",
 ]  # fmt: skip

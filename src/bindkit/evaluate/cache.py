@@ -104,7 +104,9 @@ class EmbeddingCache:
         """Embeddings (N, D) for `keys`: stored ones reused, the rest from `compute(positions)`, stored every
         `flush_every` items so an interrupted run resumes where it stopped."""
         stored = self.load(model_id, namespace)
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # first position of each distinct key
+        first: dict[str, int] = {}  # first position of each distinct key, in item order
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
         todo = [k for k in first if k not in stored]  # computed once even when items repeat
         self.save_index()
         fresh: dict[str, np.ndarray] = {}

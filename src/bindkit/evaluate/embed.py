@@ -6,6 +6,7 @@ keywords) goes to the loader of its modality with the sizes of the model's confi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,76 +18,112 @@ from tqdm.auto import tqdm
 
 from bindkit.evaluate.cache import CacheStats, EmbeddingCache, sha256_text
 from bindkit.evaluate.readers.base import EvalDataset, Item
-from bindkit.evaluate.readers.imu import imu_window, read_imu_csv
 
 ENCODER_OF = {"vision": "vision", "video": "vision", "audio": "audio", "depth": "depth", "thermal": "thermal",
               "imu": "imu", "text": "text"}  # fmt: skip
 
 
-def _shape(model: Any, encoder: str, default: tuple[int, ...]) -> tuple[int, ...]:
+def _encoder_config(model: Any, encoder: str):
     cfg = getattr(model, "config", None)
-    enc = getattr(cfg, "encoders", {}).get(encoder) if cfg is not None else None
-    return tuple(enc.input_shape) if enc is not None and enc.input_shape else default
+    return getattr(cfg, "encoders", {}).get(encoder) if cfg is not None else None
 
 
-def _preprocess(model: Any, encoder: str) -> dict[str, Any]:
-    cfg = getattr(model, "config", None)
-    enc = getattr(cfg, "encoders", {}).get(encoder) if cfg is not None else None
-    return dict(enc.preprocess) if enc is not None else {}
-
-
-def _crop(item: Item, mode: str) -> Image.Image | Path:
-    """The file itself, or the crop box of it as a PIL image."""
+def _crop(item: Item) -> Image.Image | Path:
+    """The file itself, or its crop box as a PIL image in the file's own mode (16-bit thermal stays 16-bit)."""
     if item.box is None:
         return item.path
     with Image.open(item.path) as im:
-        return im.convert(mode).crop(item.box)
+        im.load()
+        return im.crop(item.box)
 
 
 class _IMUFiles:
-    """Parsed IMU CSVs, the last few kept: windows of one recording are loaded one after another."""
+    """Parsed IMU files, the last few kept: windows of one recording are loaded one after another."""
 
     def __init__(self, keep: int = 4):
         self.keep, self.table = keep, {}
 
-    def window(self, item: Item, length: int) -> np.ndarray:
+    def window(self, item: Item) -> bytes:
+        """The rows of `item.window` (plus one on each side) as .npz bytes holding `t` (s) and `imu` [T, 6]."""
+        from bindkit.data.imu import read_imu
+
         if item.path not in self.table:
             if len(self.table) >= self.keep:
                 self.table.pop(next(iter(self.table)))
-            self.table[item.path] = read_imu_csv(item.path)
-        times, values = self.table[item.path]
-        if item.window is None:
-            item = Item(item.path, window=(float(times[0]), float(times[-1])))
-        return imu_window(times, values, item.window, length)
+            time_col = "canonical_timestamp_ms" if item.path.suffix == ".csv" else None
+            self.table[item.path] = read_imu(item.path, time_column=time_col)
+        t, x = self.table[item.path]
+        if t is None:
+            raise ValueError("the file has no time stamps, so a time window cannot be cut from it")
+        start, end = item.window
+        inside = np.nonzero((t >= start) & (t < end))[0]
+        if len(inside) < 2 or t[inside[-1]] - t[inside[0]] < 0.5 * (end - start):
+            raise ValueError(f"IMU samples cover under half of the window {start:.1f}-{end:.1f} s")
+        sl = slice(max(inside[0] - 1, 0), inside[-1] + 2)
+        buf = io.BytesIO()
+        np.savez(buf, t=t[sl], imu=x[sl])
+        return buf.getvalue()
+
+
+def _prepare(items: Sequence[Item], fn) -> tuple[list, list[int], list]:
+    """Apply `fn` per item; (prepared inputs, their positions, Skipped for the items `fn` failed on)."""
+    from bindkit.data import Skipped
+
+    ready, pos, bad = [], [], []
+    for i, it in enumerate(items):
+        try:
+            ready.append(fn(it))
+            pos.append(i)
+        except Exception as e:  # reported per item below, never dropped silently
+            bad.append(Skipped(i, str(it.path), f"{type(e).__name__}: {e}"))
+    return ready, pos, bad
+
+
+def _same(items: Sequence[Item], key: str, default: Any = None) -> Any:
+    vals = {it.kwargs.get(key, default) for it in items}
+    if len(vals) != 1:
+        raise ValueError(f"items of one batch differ in {key}: {sorted(map(str, vals))}")
+    return vals.pop()
 
 
 def load_inputs(
     modality: str, items: Sequence[Item], model: Any, errors: str = "raise", imu: _IMUFiles | None = None
 ):
-    """Model input for items of one modality (a tensor, or `LoadResult` with errors="skip")."""
+    """Model input for items of one modality via `bindkit.data.load` (sizes and constants from the model's config):
+    a tensor, or with errors="skip" a `LoadResult` whose skipped indices refer to `items`."""
     from bindkit import data
 
-    enc = ENCODER_OF[modality]
-    shape = _shape(model, enc, {"vision": (3, 224, 224), "depth": (1, 224, 224), "thermal": (1, 224, 224),
-                                "audio": (1, 128, 204), "imu": (6, 2000)}[enc])  # fmt: skip
-    pre = _preprocess(model, enc)
-    if modality == "vision":
-        return data.load_images([_crop(it, "RGB") for it in items], size=shape[-1], errors=errors)
-    if modality == "video":
-        return data.load_videos([it.path for it in items], size=shape[-1], errors=errors)
-    if modality == "audio":
-        return data.load_audio([it.path for it in items], num_mel_bins=shape[1], target_length=shape[2],
-                               errors=errors, **pre)  # fmt: skip
-    if modality == "thermal":
-        return data.load_thermal([_crop(it, "L") for it in items], size=shape[-1], errors=errors, **pre)
-    if modality == "depth":
-        kw = {k: [it.kwargs[k] for it in items] for k in items[0].kwargs}
-        return data.load_depth([it.path for it in items], size=shape[-1], errors=errors, **kw, **pre)
-    if modality == "imu":
+    config = getattr(model, "config", None)
+    kw: dict[str, Any] = {}
+    if modality in ("vision", "thermal"):
+        prep = _crop
+    elif modality == "imu" and items and items[0].window is not None:
         imu = imu or _IMUFiles()
-        arrays = [imu.window(it, shape[-1]) if it.path.suffix == ".csv" else it.path for it in items]
-        return data.load_imu(arrays, length=shape[-1], errors=errors, **pre)
-    raise ValueError(f"no loader for modality {modality!r}")
+        prep = imu.window
+        spans = {round(it.window[1] - it.window[0], 9) for it in items}
+        if len(spans) != 1:
+            raise ValueError(f"IMU windows of one batch differ in length: {sorted(spans)}")
+        kw = {"start": [it.window[0] for it in items], "duration": spans.pop()}
+    else:
+        prep = lambda it: it.path  # noqa: E731
+    if (
+        modality == "depth"
+    ):  # per-map camera geometry from the reader (SUN RGB-D: per sensor); else the defaults
+        kw = {k: [it.kwargs[k] for it in items] for k in ("focal_length", "baseline") if k in items[0].kwargs}
+        if "encoding" in items[0].kwargs:
+            kw["encoding"] = _same(items, "encoding")
+    ready, pos, bad = _prepare(items, prep)
+    if bad and errors == "raise":
+        raise data.LoadError(modality, len(items), bad)
+    kw = {k: [v[i] for i in pos] if isinstance(v, list) else v for k, v in kw.items()}
+    name = "image" if modality == "vision" else modality
+    out = data.load(name, ready, config=config, errors=errors, **kw) if ready else None
+    if errors == "raise":
+        return out
+    if out is None:
+        return data.LoadResult(torch.empty(0), bad)
+    skipped = [s._replace(index=pos[s.index]) for s in out.skipped]  # back to positions in `items`
+    return data.LoadResult(out.tensor, sorted(bad + skipped))
 
 
 class Embedder:
@@ -122,7 +159,8 @@ class Embedder:
         """Unit text embeddings (N, D)."""
         from bindkit import data
 
-        length = _shape(self.model, "text", (77,))[0]
+        enc = _encoder_config(self.model, "text")
+        length = enc.input_shape[0] if enc is not None and enc.input_shape else 77
 
         def compute(pos: list[int]) -> np.ndarray:
             out = []

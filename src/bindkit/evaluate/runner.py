@@ -159,36 +159,35 @@ def run_eval(
     model_id: str | None = None,
     on_error: str = "raise",
     limit: int | None = None,
+    compare_paper: bool | None = None,
     progress: bool = True,
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate `model` on `tasks` (names in `evaluate.tasks.TASKS`); prints a table, writes JSON to `out`."""
+    """Evaluate `model` on `tasks` (names in `evaluate.tasks.TASKS`); prints a table, writes JSON to `out`.
+
+    Paper numbers appear beside ours when the weights are the released imagebind_huge checkpoint (checked by its
+    SHA-256), or when `compare_paper=True` (e.g. for an official model passed in as a module)."""
     specs = [get_task(t) for t in tasks]
-    roots = task_roots(list(tasks), root)
     tmpl = load_templates(templates)
     names = load_class_names(class_names) if class_names else None
-    datasets = {}
-    for spec in specs:  # read everything first: bad paths fail before the model loads
-        opts = dict((options or {}).get(spec.name, {}))
-        if spec.reader.__name__ in ("read_folder", "read_labels_csv"):
-            opts.setdefault("modality", modality)
-            opts.setdefault("class_names", names)
-        dss = read_task(spec, roots[spec.name], opts)
-        datasets[spec.name] = [d.subset(list(range(min(limit, len(d))))) if limit else d for d in dss]
+    generic = {"modality": modality, "class_names": names}
+    datasets = _read_all(specs, task_roots(list(tasks), root), options or {}, generic, limit)
     cache = EmbeddingCache(cache_dir) if use_cache else None
     needed = sorted({ENCODER_OF[d.modality] for dss in datasets.values() for d in dss} | {"text"})
     if any(s.name == "msrvtt-av" for s in specs):
         needed = sorted(set(needed) | {"audio", "vision"})
     net, info = resolve_model(model, needed, cache, device, dtype, checkpoint, model_id)
+    if compare_paper is not None:
+        info["official"] = compare_paper
     emb = Embedder(net, info["id"], cache, device, dtype, batch_size, on_error, progress)
     results = {}
     for spec in specs:
         t0, before = time.perf_counter(), (emb.stats.hits, emb.stats.misses)
-        metrics, dss = _run_task(spec, datasets[spec.name], emb, tmpl, shots, seeds, fusion_weights)
+        metrics, ds = _run_task(spec, datasets[spec.name], emb, tmpl, shots, seeds, fusion_weights)
         results[spec.name] = {
             "description": spec.description, "metric": spec.metric, "paper": spec.paper if info["official"] else {},
-            "dataset": dss[0].summary() | {"missing_examples": dss[0].missing[:5]},
-            "metrics": metrics, "seconds": time.perf_counter() - t0,
+            "dataset": ds.summary() | {"missing_examples": ds.missing[:5]}, "metrics": metrics,
+            "seconds": time.perf_counter() - t0,
             "cache": {"hits": emb.stats.hits - before[0], "misses": emb.stats.misses - before[1]},
         }  # fmt: skip
     report = {
@@ -206,30 +205,45 @@ def run_eval(
     return report
 
 
+def _read_all(specs, roots, options, generic, limit) -> dict[str, list[EvalDataset]]:
+    """Every task's dataset(s), read and checked (so bad paths fail before the model loads); first `limit` items."""
+    out = {}
+    for spec in specs:
+        opts = dict(options.get(spec.name, {}))
+        if spec.reader.__name__ in ("read_folder", "read_labels_csv"):  # the generic readers take these
+            opts = {**generic, **opts}
+        dss = read_task(spec, roots[spec.name], opts)
+        out[spec.name] = [d.subset(list(range(min(limit, len(d))))) if limit else d for d in dss]
+    return out
+
+
 def _run_task(spec: TaskSpec, dss: list[EvalDataset], emb: Embedder, tmpl, shots, seeds, weights):
-    """Embed the task's dataset(s) (failures dropped and listed) and apply its protocol."""
-    if spec.protocol == "fusion":  # same items twice: frames through vision, sound through audio
-        ds = dss[0]
-        audio = EvalDataset(ds.name, "audio", ds.kind, ds.items, captions=ds.captions, root=ds.root)
-        ev, okv = emb.dataset(ds)
-        ea, oka = emb.dataset(audio)
-        both = sorted(set(okv) & set(oka))
-        ds.missing += [m for m in audio.missing if m not in ds.missing]
-        pos_v, pos_a = {p: i for i, p in enumerate(okv)}, {p: i for i, p in enumerate(oka)}
-        sub = ds.subset(both)
-        ev, ea = ev[[pos_v[p] for p in both]], ea[[pos_a[p] for p in both]]
-        return P.fusion_protocol(sub, ev, ea, emb.texts, weights), [ds]
+    """Embed the task's dataset(s) (failures dropped and listed) and apply its protocol -> (metrics, dataset)."""
+    if spec.protocol == "fusion":
+        return _run_fusion(dss[0], emb, weights), dss[0]
     embedded = []
     for ds in dss:
         e, ok = emb.dataset(ds)
         embedded.append((ds.subset(ok) if len(ok) < len(ds) else ds, e))
     (ds, e) = embedded[0]
     if spec.protocol == "zeroshot":
-        return P.zeroshot_protocol(ds, e, emb.texts, tmpl), dss
+        return P.zeroshot_protocol(ds, e, emb.texts, tmpl), dss[0]
     if spec.protocol == "retrieval":
-        return P.retrieval_protocol(ds, e, emb.texts), dss
+        return P.retrieval_protocol(ds, e, emb.texts), dss[0]
     if spec.protocol == "fewshot":
-        return P.fewshot_protocol(ds, e, shots, seeds), dss
+        return P.fewshot_protocol(ds, e, shots, seeds), dss[0]
     if spec.protocol == "pair":
-        return P.pair_protocol(ds, e, *embedded[1]), dss
+        return P.pair_protocol(ds, e, *embedded[1]), dss[0]
     raise ValueError(f"unknown protocol {spec.protocol!r}")
+
+
+def _run_fusion(ds: EvalDataset, emb: Embedder, weights) -> dict:
+    """The same items twice, frames through vision and sound through audio, fused item by item."""
+    audio = EvalDataset(ds.name, "audio", ds.kind, ds.items, captions=ds.captions, root=ds.root)
+    ev, okv = emb.dataset(ds)
+    ea, oka = emb.dataset(audio)
+    ds.missing += [m for m in audio.missing if m not in ds.missing]
+    both = sorted(set(okv) & set(oka))
+    pos_v, pos_a = {p: i for i, p in enumerate(okv)}, {p: i for i, p in enumerate(oka)}
+    ev, ea = ev[[pos_v[p] for p in both]], ea[[pos_a[p] for p in both]]
+    return P.fusion_protocol(ds.subset(both), ev, ea, emb.texts, weights)

@@ -48,14 +48,18 @@ def _file_entry(path: Path, source: str, override: str | None, row: dict[str, An
         raise DetectError("file not found")
     kind = normalize_kind(row["modality"]) if row.get("modality") else detect_modality(path, override)
     label = str(row.get("label", "") or "")
-    meta = {k: v for k, v in row.items() if k not in ("path", "modality", "label", "text") and v not in ("", None)}
+    meta = {
+        k: v for k, v in row.items() if k not in ("path", "modality", "label", "text") and v not in ("", None)
+    }
     return Entry(str(path), kind, source, label, meta)
 
 
 def _manifest_rows(manifest: Path) -> list[dict[str, Any]]:
     if manifest.suffix.lower() == ".csv":
         with open(manifest, newline="", encoding="utf-8") as f:
-            return [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(f)]
+            return [
+                {k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(f)
+            ]
     rows = []
     for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
@@ -77,7 +81,9 @@ def _from_manifest(manifest: Path, override: str | None) -> tuple[list[Entry], l
                 if not isinstance(row["text"], str) or not row["text"].strip():
                     raise DetectError("'text' must be a non-empty string")
                 meta = {k: v for k, v in row.items() if k not in ("text", "label", "modality")}
-                entries.append(Entry(f"{src}#L{line}", "text", src, str(row.get("label", "")), meta, row["text"]))
+                entries.append(
+                    Entry(f"{src}#L{line}", "text", src, str(row.get("label", "")), meta, row["text"])
+                )
                 continue
             if not row.get("path"):
                 raise DetectError("row has neither 'path' nor 'text'")
@@ -88,7 +94,9 @@ def _from_manifest(manifest: Path, override: str | None) -> tuple[list[Entry], l
     return entries, skipped
 
 
-def collect(paths: list[str | Path], modality: str | None = None) -> tuple[list[Entry], list[tuple[str, str]], list[str]]:
+def collect(
+    paths: list[str | Path], modality: str | None = None
+) -> tuple[list[Entry], list[tuple[str, str]], list[str]]:
     """(entries, skipped (item, reason), roots) for folders, files and manifests; entries unique by path."""
     entries: dict[str, Entry] = {}
     skipped: list[tuple[str, str]] = []

@@ -72,6 +72,12 @@ def sha256_of(e: Entry) -> str:
     return h.hexdigest()
 
 
+def _peek_text(e: Entry, limit: int = 1000) -> str:
+    """The start of a text file, shown with search results."""
+    with open(e.path, encoding="utf-8", errors="replace") as f:
+        return f.read(limit).strip()
+
+
 def record(e: Entry, model_name: str) -> dict[str, Any]:
     """An entry's row without `sha256` and `vector`."""
     if e.text is not None:
@@ -79,7 +85,7 @@ def record(e: Entry, model_name: str) -> dict[str, Any]:
     else:
         st = os.stat(e.path)
         size, mtime = st.st_size, st.st_mtime
-    text = e.text if e.text is not None else ""
+    text = e.text if e.text is not None else _peek_text(e) if e.kind == "text" else ""
     return dict(id=item_id(e.path), path=e.path, source=e.source, modality=e.kind, model=model_name, mtime=mtime,
                 size=size, label=e.label, meta=json.dumps(e.meta, sort_keys=True, default=str), text=text)  # fmt: skip
 
@@ -96,7 +102,11 @@ def plan(store: Store, entries: list[Entry], roots: list[str]) -> dict[str, Any]
     for e in entries:
         try:
             rec, prev = record(e, store.name), old.get(e.path)
-            same_file = prev and prev["modality"] == e.kind and (prev["size"], prev["mtime"]) == (rec["size"], rec["mtime"])
+            same_file = (
+                prev
+                and prev["modality"] == e.kind
+                and (prev["size"], prev["mtime"]) == (rec["size"], rec["mtime"])
+            )
             rec["sha256"] = prev["sha256"] if same_file and e.text is None else sha256_of(e)
         except OSError as err:
             failed.append((e.path, f"unreadable ({err.strerror or err})"))
@@ -151,7 +161,7 @@ def _write(model: Any, store: Store, batch: list[tuple[Entry, dict]], res: Any) 
         vecs = model.encode({name: res.tensor.to(device)})[name].cpu().numpy()
     except Exception as err:  # e.g. an input the encoder rejects: listed, not fatal
         return failed + [(batch[i][0].path, f"{type(err).__name__}: {err}") for i in keep]
-    store.upsert([{**batch[i][1], "vector": v.tolist()} for i, v in zip(keep, vecs)])
+    store.upsert([{**batch[i][1], "vector": v.tolist()} for i, v in zip(keep, vecs, strict=True)])
     return failed
 
 
@@ -169,7 +179,10 @@ def embed_entries(model: Any, store: Store, todo: list[tuple[Entry, dict]], batc
     """Embed and write `todo` batch by batch (the next batch loads while this one encodes); returns failures."""
     batches = _batches(todo, batch_size)
     failed: list[tuple[str, str]] = []
-    with tqdm(total=len(todo), unit="item", desc=desc, disable=not progress) as bar, ThreadPoolExecutor(1) as pool:
+    with (
+        tqdm(total=len(todo), unit="item", desc=desc, disable=not progress) as bar,
+        ThreadPoolExecutor(1) as pool,
+    ):
         nxt = pool.submit(_load, model, batches[0]) if batches else None
         for i, batch in enumerate(batches):
             res = nxt.result()
@@ -246,12 +259,16 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
         report.total, report.unchanged = len(entries), work["unchanged"]
         report.updated, report.deleted, report.failed = len(work["touch"]), len(work["stale"]), work["failed"]
     todo = _share(work["todo"] if work else None, rank, world)
-    failed = embed_entries(model, store, todo[rank::world], batch_size, progress and rank == 0, f"embed {rank}/{world}")
+    failed = embed_entries(
+        model, store, todo[rank::world], batch_size, progress and rank == 0, f"embed {rank}/{world}"
+    )
     failed = _gather(failed, world)
     if rank == 0:
         report.embedded = len(todo) - len(failed)
         report.failed += failed
-        store.delete([item_id(p) for p, _ in failed])  # a changed file that now fails must not keep its old vector
+        store.delete(
+            [item_id(p) for p, _ in failed]
+        )  # a changed file that now fails must not keep its old vector
         if todo or work["stale"] or work["touch"]:
             store.optimize()
         report.indexed = store.ensure_index(index_min_rows)

@@ -1,15 +1,16 @@
 """(kind, items, encoder config) -> a model-layout batch, through the `bindkit.data` loaders at the model's sizes.
 
 The store embeds with whatever model it is given, so input sizes come from `EncoderConfig.input_shape`, never from
-the loaders' defaults (the official 224 px / 128 mel / 204 frames / 2000 samples). `bindkit.data.loader_kwargs`
-maps a config to those arguments (image/depth/thermal `size`, video `size` and `frames_per_clip`, text
-`context_length`, audio `num_mel_bins` and `target_length`, IMU `length`) plus the encoder's fitted `preprocess`
-constants. Every loader is called with `errors="skip"` and returns `LoadResult(tensor, skipped)`, so a bad file is
+the loaders' defaults (the official 224 px / 128 mel / 204 frames / 2000 samples). `loader_call` maps a config to
+those arguments (image/depth/thermal `size`, video `size` and `frames_per_clip`, text `context_length`, audio
+`num_mel_bins` and `target_length`, IMU `length`) plus the encoder's fitted `preprocess` constants that the loader
+accepts. Every loader is called with `errors="skip"` and returns `LoadResult(tensor, skipped)`, so a bad file is
 reported with its reason instead of failing the batch. Text items are read here from `.txt` files (UTF-8).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,36 @@ from typing import Any
 from bindkit.config import EncoderConfig
 from bindkit.store.detect import encoder_of
 
-PER_ITEM = {"imu": ("sample_rate",)}  # loader options a manifest row may set per item (e.g. a .npy's rate in Hz)
+LOADERS = {"image": "load_images", "video": "load_videos", "text": "tokenize", "audio": "load_audio",
+           "depth": "load_depth", "thermal": "load_thermal", "imu": "load_imu"}  # fmt: skip
+PER_ITEM = {
+    "imu": ("sample_rate",)
+}  # loader options a manifest row may set per item (e.g. a .npy's rate in Hz)
+
+
+def _sizes(kind: str, enc: EncoderConfig) -> dict[str, Any]:
+    """The size arguments that make a loader's output fit `enc.input_shape`."""
+    shape = enc.input_shape
+    if kind == "video":
+        return {"size": shape[-1], "frames_per_clip": enc.kernel[0]}
+    if kind == "text":
+        return {"context_length": shape[0]}
+    if kind == "audio":
+        return {"num_mel_bins": shape[-2], "target_length": shape[-1]}
+    if kind == "imu":
+        return {"length": shape[-1]}
+    return {"size": shape[-1]}  # image, depth, thermal
+
+
+def loader_call(kind: str, enc: EncoderConfig) -> tuple[Any, dict[str, Any]]:
+    """The `bindkit.data` loader for `kind` and its keyword arguments for encoder `enc`."""
+    import bindkit.data
+
+    if enc.modality != encoder_of(kind):
+        raise ValueError(f"a {kind} item needs the {encoder_of(kind)} encoder, got {enc.modality}")
+    fn = getattr(bindkit.data, LOADERS[kind])
+    accepted = inspect.signature(fn).parameters
+    return fn, {**_sizes(kind, enc), **{k: v for k, v in enc.preprocess.items() if k in accepted}}
 
 
 def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
@@ -39,21 +69,20 @@ def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
     return texts, keep, bad
 
 
-def load_inputs(kind: str, items: Sequence[Any], enc: EncoderConfig, options: dict[str, list] | None = None) -> Any:
+def load_inputs(
+    kind: str, items: Sequence[Any], enc: EncoderConfig, options: dict[str, list] | None = None
+) -> Any:
     """Load a batch of one kind for encoder `enc`; returns a `LoadResult` (bad items skipped, with reasons).
 
     `options` holds per-item loader arguments (one value per item) for the names in `PER_ITEM[kind]`.
     """
-    from bindkit.data.dataset import get_loader, loader_kwargs
     from bindkit.data.errors import LoadResult, Skipped
 
-    if enc.modality != encoder_of(kind):
-        raise ValueError(f"a {kind} item needs the {encoder_of(kind)} encoder, got {enc.modality}")
-    kwargs = loader_kwargs(kind, enc)
+    fn, kwargs = loader_call(kind, enc)
     kwargs.update({k: v for k, v in (options or {}).items() if k in PER_ITEM.get(kind, ()) and any(v)})
     if kind != "text":
-        return get_loader(kind)(list(items), errors="skip", **kwargs)
+        return fn(list(items), errors="skip", **kwargs)
     texts, keep, bad = read_texts(items)
-    res = get_loader(kind)(texts, errors="skip", **kwargs)
+    res = fn(texts, errors="skip", **kwargs)
     bad += [Skipped(keep[s.index], s.item, s.reason) for s in res.skipped]  # back to input positions
     return LoadResult(res.tensor, sorted(bad))

@@ -24,7 +24,19 @@ from bindkit.store.detect import encoder_of, normalize_kind
 INDEX_MIN_ROWS = 50_000  # below this an exact scan is fast enough (see docs/search.md)
 NPROBES = 32  # IVF partitions visited per query (tuned by benchmarks/bench_search.py)
 REFINE_FACTOR = 8  # exact re-ranking of refine_factor * k PQ candidates
-META_COLUMNS = ("id", "path", "source", "modality", "sha256", "model", "mtime", "size", "label", "meta", "text")
+META_COLUMNS = (
+    "id",
+    "path",
+    "source",
+    "modality",
+    "sha256",
+    "model",
+    "mtime",
+    "size",
+    "label",
+    "meta",
+    "text",
+)
 
 
 def schema(dim: int) -> pa.Schema:
@@ -50,6 +62,17 @@ def model_key(model: Any) -> str:
         h.update(name.encode())
         h.update(enc.head.proj.weight.detach().float().cpu().numpy().tobytes())
     return f"{model.config.name}-{h.hexdigest()[:10]}"
+
+
+def table_names(db: Any) -> list[str]:
+    """Every table of a LanceDB connection (following pagination)."""
+    names, token = [], None
+    while True:
+        page = db.list_tables(page_token=token)
+        names += list(page.tables)
+        token = page.page_token
+        if not token:
+            return names
 
 
 def quote(value: str) -> str:
@@ -92,9 +115,11 @@ class Store:
 
         self.uri, self.name, self.dim = str(uri), name, dim
         self.db = lancedb.connect(self.uri)
-        names = list(self.db.table_names())
+        names = table_names(self.db)
         if not create and name not in names:
-            raise FileNotFoundError(f"store {uri} has no table {name!r} for this model (tables: {names}); run embed first")
+            raise FileNotFoundError(
+                f"store {uri} has no table {name!r} for this model (tables: {names}); run embed first"
+            )
         if name in names:
             self.table = self.db.open_table(name)
             width = self.table.schema.field("vector").type.list_size
@@ -133,13 +158,18 @@ class Store:
         if not ids:
             return {}
         t = self.rows("id IN (" + ", ".join(quote(i) for i in ids) + ")", ("id", "vector"))
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(t["id"].to_pylist(), t["vector"].to_pylist())}
+        return {
+            i: np.asarray(v, dtype=np.float32)
+            for i, v in zip(t["id"].to_pylist(), t["vector"].to_pylist(), strict=True)
+        }
 
     def upsert(self, rows: list[dict[str, Any]]) -> None:
         """Insert rows, replacing those with the same id (one atomic commit)."""
         if rows:
             data = pa.Table.from_pylist(rows, schema=schema(self.dim))
-            self.table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+            self.table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(
+                data
+            )
 
     def delete(self, ids: list[str]) -> None:
         """Remove rows by id."""
@@ -156,13 +186,22 @@ class Store:
         """
         if self.has_index():
             return True
-        n = self.count()
-        if n < min_rows:
+        if self.count() < min_rows:
             return False
-        partitions = max(16, round(math.sqrt(n)))
-        sub = next(s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0)
-        self.table.create_index(metric="cosine", num_partitions=partitions, num_sub_vectors=sub)
+        self.build_index()
         return True
+
+    def build_index(self, partitions: int | None = None, sub_vectors: int | None = None) -> None:
+        """(Re)build the IVF-PQ index: sqrt(n) partitions and dim/8 sub-vectors (8 dims each) by default."""
+        from lancedb.index import IvfPq
+
+        n = self.count()
+        partitions = partitions or max(1, min(n // 64, round(math.sqrt(n))))
+        sub_vectors = sub_vectors or next(
+            s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0
+        )
+        cfg = IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub_vectors)
+        self.table.create_index("vector", config=cfg, replace=True)
 
     def optimize(self) -> None:
         """Compact the per-batch fragments and fold unindexed rows into the index."""
@@ -174,7 +213,12 @@ class Store:
         if vector.shape != (self.dim,):
             raise ValueError(f"query vector has shape {vector.shape}, the table holds {self.dim}-d vectors")
         clauses = [c for c in (kinds_filter(modalities), where) if c]
-        q = self.table.search(vector.astype(np.float32)).metric("cosine").limit(k).select(list(META_COLUMNS))
+        q = (
+            self.table.search(vector.astype(np.float32))
+            .metric("cosine")
+            .limit(k)
+            .select([*META_COLUMNS, "_distance"])
+        )
         if clauses:
             q = q.where(" AND ".join(f"({c})" for c in clauses), prefilter=True)
         if self.has_index():

@@ -110,7 +110,7 @@ class FilePairs(PairDataset):
         if not self.rows:
             raise ValueError(f"{source}: no rows")
         self.columns = tuple(self._column(m) for m in self.modalities)
-        self.items = tuple([self._item(r, c, m) for r in self.rows] for c, m in zip(self.columns, self.modalities))
+        self.items = tuple([self._item(r, c, m) for r in self.rows] for c, m in zip(self.columns, self.modalities, strict=True))
         self.times = [_times(r, i, source) for i, r in enumerate(self.rows)]
         labels = [r.get("label") for r in self.rows]
         self.labels = None if all(v is None for v in labels) else labels

@@ -30,7 +30,9 @@ class WriterStyles:
     pause: np.ndarray  # (W,) seconds of pen-up between strokes
     elevation: np.ndarray  # (W,) pen elevation above the surface, degrees
     azimuth: np.ndarray  # (W,) pen azimuth in the surface plane (from +x, counter-clockwise), degrees
-    pivot: np.ndarray  # (W,) pen tilt change per metre of tip travel, rad/m
+    hand_lag: (
+        np.ndarray
+    )  # (W,) seconds: the hand follows the tip with this Gaussian lag (pen tilts meanwhile)
     left_handed: np.ndarray  # (W,) bool
 
 
@@ -58,7 +60,7 @@ def writer_styles(seed: int, n_writers: int) -> WriterStyles:
         pause=rng.uniform(0.06, 0.2, n_writers),
         elevation=rng.uniform(45, 70, n_writers),
         azimuth=azimuth,
-        pivot=rng.uniform(2.0, 6.0, n_writers),
+        hand_lag=rng.uniform(0.08, 0.25, n_writers),
         left_handed=left,
     )
 
@@ -80,8 +82,8 @@ class Geometry:
     dense: np.ndarray  # (n, DENSE, 2) pen-tip path, pixels (x right, y down)
     stroke: np.ndarray  # (n, DENSE) stroke index per point
     sparse_index: np.ndarray  # (n, SPARSE) rendering points (indices into dense)
-    knot_t: np.ndarray  # (n, K) times (s) of the clock knots: stroke starts/ends
-    knot_u: np.ndarray  # (n, K) dense index reached at each knot; min-jerk easing between knots
+    knot_t: np.ndarray  # (n, K) times (s) of the clock knots: stroke ends and corners, where the pen is still
+    knot_u: np.ndarray  # (n, K) dense index at each knot; min-jerk easing between knots
     times: np.ndarray  # (n, DENSE) time (s) the pen passes each point
     width: np.ndarray  # (n,) pen width, pixels
 
@@ -96,49 +98,44 @@ class Geometry:
         return self.knot_t[:, -1]
 
 
-def place(digits, allographs, styles: WriterStyles, writers, jitter, rotation, size, centre, image_size):
-    """Apply writer style and instance jitter to the templates; return pixel paths (n, DENSE, 2) and strokes."""
+def place(
+    digits, allographs, styles: WriterStyles, writers, jitter, slant, rotation, size, centre, image_size
+):
+    """Apply writer style and instance jitter to the templates: pixel paths (n, DENSE, 2), strokes, sparse, knots.
+
+    jitter: (n, N_WAVES, 5) instance wobble; slant (deg) and rotation (rad): (n,); size: digit height / frame;
+    centre: (n, 2) pixels.
+    """
     temps = [template(int(d), int(a)) for d, a in zip(digits, allographs, strict=True)]
     c = np.stack([t.dense for t in temps]) - 0.5  # (n, DENSE, 2) centred unit box
     c = apply_wobble(apply_wobble(c, styles.wobble[writers]), jitter)
     c[..., 0] *= styles.aspect[writers][:, None]
-    slant = np.radians(styles.slant[writers])
-    c[..., 0] -= c[..., 1] * np.tan(slant)[:, None]
+    c[..., 0] -= c[..., 1] * np.tan(np.radians(slant))[:, None]
     cos, sin = np.cos(rotation)[:, None], np.sin(rotation)[:, None]
     c = np.stack([cos * c[..., 0] - sin * c[..., 1], sin * c[..., 0] + cos * c[..., 1]], -1)
     px = c * (size * image_size)[:, None, None] + centre[:, None, :]
     strokes = np.stack([t.stroke for t in temps])
     sparse = np.stack([t.sparse_index for t in temps])
-    return px, strokes, sparse
+    k = max(len(t.knots) for t in temps)
+    knots = np.stack([np.concatenate([t.knots, np.repeat(t.knots[-1:], k - len(t.knots))]) for t in temps])
+    return px, strokes, sparse, knots
 
 
-def clock(px: np.ndarray, strokes: np.ndarray, speed: np.ndarray, pause: np.ndarray, start: np.ndarray):
-    """Knots of the pen clock: each stroke and each pen-up move eased with a minimum-jerk profile.
+def clock(px: np.ndarray, strokes: np.ndarray, knots: np.ndarray, speed: np.ndarray, pause: np.ndarray):
+    """Knots of the pen clock, with minimum-jerk easing between consecutive knots.
 
-    Returns knot_t, knot_u (n, K) with K = 2 * max strokes (padded by repeating the final knot) and the per-point
-    times (n, DENSE). Stroke duration = stroke length / speed (+ 0.08 s), pen-up duration = pause + gap / speed.
+    knots (n, K) are dense indices where the pen is still (stroke ends, sharp corners; padded by repeating the last).
+    A drawing interval lasts its path length / speed + 0.05 s; a pen-up move (between strokes) lasts
+    pause + distance / speed. Returns knot_t (n, K) starting at 0, knot_u (n, K) and point times (n, DENSE).
     """
-    n = len(px)
-    seg = np.linalg.norm(np.diff(px, axis=1), axis=-1)  # (n, DENSE-1)
-    same = strokes[:, 1:] == strokes[:, :-1]
-    n_strokes = strokes[:, -1] + 1
-    k_max = int(n_strokes.max())
-    knot_t, knot_u = np.zeros((n, 2 * k_max)), np.zeros((n, 2 * k_max))
-    t = start.astype(np.float64).copy()
-    for k in range(k_max):
-        has = k < n_strokes
-        first = np.argmax(strokes == k, axis=1)
-        last = DENSE - 1 - np.argmax((strokes == k)[:, ::-1], axis=1)
-        length = np.where(same & (strokes[:, 1:] == k), seg, 0).sum(1)
-        if k > 0:
-            gap = np.linalg.norm(px[np.arange(n), first] - px[np.arange(n), first - 1], axis=-1)
-            t = np.where(has, t + pause + gap / speed, t)
-        end = t + length / speed + 0.08
-        knot_t[:, 2 * k] = np.where(has, t, knot_t[:, 2 * k - 1])
-        knot_u[:, 2 * k] = np.where(has, first, knot_u[:, 2 * k - 1])
-        knot_t[:, 2 * k + 1] = np.where(has, end, knot_t[:, 2 * k])
-        knot_u[:, 2 * k + 1] = np.where(has, last, knot_u[:, 2 * k])
-        t = np.where(has, end, t)
+    seg = np.linalg.norm(np.diff(px, axis=1), axis=-1)  # (n, DENSE-1); pen-up jumps included
+    cum = np.concatenate([np.zeros((len(px), 1)), np.cumsum(seg, 1)], 1)
+    dist = np.diff(np.take_along_axis(cum, knots, 1), axis=1)  # (n, K-1)
+    gap = np.diff(np.take_along_axis(strokes, knots, 1), axis=1) != 0
+    dur = np.where(gap, pause[:, None] + dist / speed[:, None], dist / speed[:, None] + 0.05)
+    dur = np.where(np.diff(knots, axis=1) == 0, 0.0, dur)  # padding
+    knot_t = np.concatenate([np.zeros((len(px), 1)), np.cumsum(dur, 1)], 1)
+    knot_u = knots.astype(np.float64)
     return knot_t, knot_u, point_times(knot_t, knot_u)
 
 

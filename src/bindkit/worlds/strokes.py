@@ -8,7 +8,7 @@ writer/instance perturbations are plain vectorised numpy on `[n, DENSE, 2]`.
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -61,10 +61,14 @@ ALLOGRAPHS: dict[int, list[list[np.ndarray]]] = {
         [line((0.34, 0.3), (0.53, 0.1), (0.53, 0.9)), line((0.34, 0.9), (0.72, 0.9))],
     ],
     2: [
-        [chain(arc(0.5, 0.32, 0.22, 0.22, 200, 400), line((0.707, 0.395), (0.27, 0.9), (0.76, 0.9)))],
-        [chain(bezier((0.28, 0.28), (0.3, 0.0), (0.82, 0.04), (0.7, 0.38)),
-               bezier((0.7, 0.38), (0.6, 0.6), (0.36, 0.75), (0.25, 0.9)),
-               bezier((0.25, 0.9), (0.42, 0.84), (0.6, 0.95), (0.78, 0.88)))],
+        [chain(arc(0.5, 0.32, 0.22, 0.22, 200, 400), line((0.6685, 0.4614), (0.27, 0.9), (0.76, 0.9)))],
+        [
+            chain(
+                bezier((0.28, 0.28), (0.3, 0.0), (0.82, 0.04), (0.7, 0.38)),
+                bezier((0.7, 0.38), (0.6, 0.6), (0.36, 0.75), (0.25, 0.9)),
+                bezier((0.25, 0.9), (0.42, 0.84), (0.6, 0.95), (0.78, 0.88)),
+            )
+        ],
     ],  # fmt: skip
     3: [
         [chain(arc(0.5, 0.3, 0.2, 0.2, 200, 450), arc(0.5, 0.7, 0.23, 0.2, 270, 510))],
@@ -76,11 +80,19 @@ ALLOGRAPHS: dict[int, list[list[np.ndarray]]] = {
         [line((0.6, 0.1), (0.22, 0.64), (0.8, 0.64)), line((0.63, 0.32), (0.63, 0.92))],
     ],
     5: [
-        [chain(line((0.33, 0.1), (0.3, 0.46)), arc(0.48, 0.66, 0.23, 0.23, 225, 500)), line((0.33, 0.1), (0.74, 0.1))],
+        [
+            chain(line((0.33, 0.1), (0.3, 0.46)), arc(0.48, 0.66, 0.23, 0.23, 225, 500)),
+            line((0.33, 0.1), (0.74, 0.1)),
+        ],
         [chain(line((0.74, 0.1), (0.33, 0.1), (0.3, 0.46)), arc(0.48, 0.66, 0.23, 0.23, 225, 500))],
     ],
     6: [
-        [chain(bezier((0.68, 0.1), (0.4, 0.15), (0.26, 0.45), (0.29, 0.7)), arc(0.5, 0.7, 0.21, 0.2, 180, -180))],
+        [
+            chain(
+                bezier((0.68, 0.1), (0.4, 0.15), (0.26, 0.45), (0.29, 0.7)),
+                arc(0.5, 0.7, 0.21, 0.2, 180, -180),
+            )
+        ],
         [chain(line((0.63, 0.1), (0.3, 0.64)), arc(0.5, 0.7, 0.21, 0.2, 197, -163))],
     ],
     7: [
@@ -90,7 +102,7 @@ ALLOGRAPHS: dict[int, list[list[np.ndarray]]] = {
     ],
     8: [
         [figure_eight(top_first=True)],
-        [chain(arc(0.5, 0.29, 0.18, 0.19, 90, 450), arc(0.5, 0.69, 0.22, 0.21, -90, 270))],
+        [chain(arc(0.5, 0.29, 0.18, 0.19, 90, 450), arc(0.5, 0.69, 0.22, 0.21, -90, -450))],
         [figure_eight(top_first=False)],
     ],
     9: [
@@ -124,9 +136,10 @@ class Template:
     dense: np.ndarray  # (DENSE, 2) points by arc length
     stroke: np.ndarray  # (DENSE,) stroke index of each point
     sparse_index: np.ndarray  # (SPARSE,) indices into dense; stroke ends included
+    knots: np.ndarray  # (K,) dense indices where the pen is momentarily still: stroke ends and sharp corners
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(digit: int, allograph: int) -> Template:
     """The sampled template of one allograph (cached)."""
     strokes = ALLOGRAPHS[digit][allograph]
@@ -138,7 +151,22 @@ def template(digit: int, allograph: int) -> Template:
         ids.append(np.full(kd, j))
         sparse.append(start + np.round(np.linspace(0, kd - 1, ks)).astype(int))
         start += kd
-    return Template(np.concatenate(dense), np.concatenate(ids), np.concatenate(sparse))
+    dense, ids = np.concatenate(dense), np.concatenate(ids)
+    return Template(dense, ids, np.concatenate(sparse), knots(dense, ids))
+
+
+def knots(dense: np.ndarray, ids: np.ndarray, corner_deg: float = 40.0) -> np.ndarray:
+    """Stroke starts and ends plus sharp corners (turn above corner_deg at a local maximum), in order."""
+    out = []
+    for j in np.unique(ids):
+        idx = np.nonzero(ids == j)[0]
+        v = np.diff(dense[idx], axis=0)
+        ang = np.abs(
+            np.degrees(np.angle(np.exp(1j * np.diff(np.arctan2(v[:, 1], v[:, 0])))))
+        )  # turn per vertex
+        peak = (ang > corner_deg) & (ang >= np.roll(ang, 1)) & (ang > np.roll(ang, -1))
+        out += [idx[0], *(idx[1:-1][peak]), idx[-1]]
+    return np.array(out)
 
 
 def min_jerk(tau: np.ndarray) -> np.ndarray:

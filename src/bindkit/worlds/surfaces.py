@@ -20,7 +20,7 @@ PEN_INKS = ["black", "blue", "red", "green", "purple"]
 # name: (brightness, RGB tint, linear gradient strength, radial falloff, sensor noise std)
 LIGHTS = {
     "daylight": (1.0, (1.0, 1.0, 1.02), 0.12, 0.0, 0.012),
-    "warm lamp": (0.92, (1.1, 0.96, 0.76), 0.05, 0.45, 0.016),
+    "warm lamplight": (0.92, (1.1, 0.96, 0.76), 0.05, 0.45, 0.016),
     "dim light": (0.52, (1.0, 0.98, 0.95), 0.1, 0.1, 0.035),
     "bright sunlight": (1.12, (1.04, 1.02, 0.95), 0.22, 0.0, 0.009),
     "fluorescent light": (0.97, (0.93, 1.02, 1.06), 0.06, 0.05, 0.015),
@@ -34,8 +34,10 @@ BASE = {
 
 
 def inks_for(surface: str) -> list[str]:
-    """Inks that can be used on a surface."""
-    return CHALK_INKS if surface == "chalkboard" else PEN_INKS
+    """Inks that can be used on a surface (chalk only on the chalkboard; dark-enough pens on wood)."""
+    if surface == "chalkboard":
+        return CHALK_INKS
+    return ["black", "blue", "white"] if surface == "wood" else PEN_INKS
 
 
 @lru_cache(maxsize=32)
@@ -49,6 +51,15 @@ def interp_matrix(size: int, grid: int) -> np.ndarray:
     m[np.arange(size), i0] = 1 - w
     m[np.arange(size), i0 + 1] = w
     return m
+
+
+@lru_cache(maxsize=8)
+def unit_grid(size: int, centred: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (y, x), each (size, size), in [0, 1] (or [-0.5, 0.5] when centred)."""
+    g = (np.arange(size, dtype=np.float32) + 0.5) / size - (0.5 if centred else 0.0)
+    y, x = np.meshgrid(g, g, indexing="ij")
+    y.flags.writeable = x.flags.writeable = False
+    return y, x
 
 
 def value_noise(rng: np.random.Generator, size: int, grids: tuple[int, ...]) -> np.ndarray:
@@ -68,7 +79,7 @@ def lines(coord: np.ndarray, spacing: float, phase: float, width_px: float, size
 
 def surface_texture(name: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """An instance of a material: RGB (size, size, 3) and a fine-grain field (size, size) used for chalk texture."""
-    y, x = np.meshgrid((np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size, indexing="ij")
+    y, x = unit_grid(size)
     coarse = value_noise(rng, size, (3, 6))
     fine = value_noise(rng, size, (max(4, size // 4), max(8, size // 2)))
     base = np.asarray(BASE[name], np.float32) + rng.normal(0, 0.02, 3).astype(np.float32)
@@ -101,7 +112,7 @@ def surface_texture(name: str, rng: np.random.Generator, size: int) -> tuple[np.
 def light_field(name: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]:
     """Illumination multiplier RGB (size, size, 3) and the sensor noise std of a lighting condition."""
     bright, tint, grad, radial, noise = LIGHTS[name]
-    y, x = np.meshgrid((np.arange(size) + 0.5) / size - 0.5, (np.arange(size) + 0.5) / size - 0.5, indexing="ij")
+    y, x = unit_grid(size, centred=True)
     a = rng.uniform(0, 2 * np.pi)
     field = 1 + grad * 2 * (x * np.cos(a) + y * np.sin(a))
     cx, cy = rng.uniform(-0.4, 0.4, 2)

@@ -135,7 +135,10 @@ def read_csv(path: Path, header: bool = True, **kw: Any) -> list[dict[str, str]]
     f = io.StringIO(read_text(path), newline="")
     if header:
         rows = list(csv.DictReader(f, **kw))
-        return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in rows]
+        for i, r in enumerate(rows):
+            if None in r:  # more fields than the header: an unquoted comma, usually
+                raise ValueError(f"{path}: data row {i + 1} has more fields than the header: {r[None]}")
+        return [{k.strip(): (v or "").strip() for k, v in r.items()} for r in rows]
     return [[c.strip() for c in r] for r in csv.reader(f, **kw) if r]
 
 

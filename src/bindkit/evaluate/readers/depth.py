@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bindkit.evaluate.readers.base import EvalDataset, Item, check_missing, read_text
+from bindkit.data.depth import NYU_FOCAL
+from bindkit.evaluate.readers.base import EvalDataset, Item, check_missing, find_one, read_text
+from bindkit.evaluate.readers.matfile import read_mat_strings
 
 NYU_CLASSES = ["bathroom", "bedroom", "bookstore", "classroom", "dining room", "home office", "kitchen",
                "living room", "office", "others"]  # fmt: skip
@@ -20,12 +22,11 @@ NYU_OTHERS = ["basement", "cafe", "computer lab", "conference room", "dinette", 
 SUN_CLASSES = ["bathroom", "bedroom", "classroom", "computer room", "conference room", "corridor", "dining area",
                "dining room", "discussion area", "furniture store", "home office", "kitchen", "lab",
                "lecture theatre", "library", "living room", "office", "rest space", "study space"]  # fmt: skip
-NYU_FOCAL = 518.86  # Kinect v1 fx of the NYU frames (SUN RGB-D's kv1/NYUdata intrinsics)
 BASELINES = {"kv1": 0.075, "kv2": 0.075, "realsense": 0.095, "xtion": 0.095}
 
 
 def _depth_item(path: Path, focal: float, baseline: float, encoding: str) -> Item:
-    return Item(path, params=(("baseline", baseline), ("encoding", encoding), ("focal", focal)))
+    return Item(path, params=(("baseline", baseline), ("encoding", encoding), ("focal_length", focal)))
 
 
 def nyu_class(scene: str) -> int:
@@ -103,39 +104,57 @@ def _sun_depth(sample: Path) -> Path | None:
 
 
 def read_sund(root: str | Path, test_list: str | Path | None = None, missing: str = "error") -> EvalDataset:
-    """SUN-D: every SUN RGB-D sample folder whose `scene.txt` is one of the 19 classes; `test_list` (sample paths,
-    one a line, toolbox or relative form) marks the test split, the rest is train."""
+    """SUN-D: SUN RGB-D sample folders whose `scene.txt` is one of the 19 classes, split by `test_list` (sample
+    paths, one a line; the rest is train) or by the toolbox's `allsplit.mat` (alltest / alltrain) when found."""
     root = Path(root)
     samples = _sun_samples(root)
     if not samples:
         raise FileNotFoundError(f"{root}: no SUN RGB-D sample folders (with scene.txt) found")
-    test = _read_sample_list(test_list) if test_list is not None else None
+    split, source = _sun_split(root, test_list)
     names = [c.replace(" ", "_") for c in SUN_CLASSES]
     items, labels, splits, lost, excluded = [], [], [], [], {}
     for s in samples:
         scene = read_text(s / "scene.txt").strip()
-        if scene not in names:
-            excluded[f"scene '{scene}' outside the 19 classes"] = (
-                excluded.get(f"scene '{scene}' outside the 19 classes", 0) + 1
-            )
+        part = "test" if split is None else split(_sample_key(s))
+        why = f"scene '{scene}' outside the 19 classes" if scene not in names else None
+        if why is None and part is None:
+            why = f"not in {source}"
+        if why:
+            excluded[why] = excluded.get(why, 0) + 1
             continue
         depth = _sun_depth(s)
         if depth is None or not (s / "intrinsics.txt").is_file():
             lost.append((str(s), "no depth_bfx/ or depth/ PNG, or no intrinsics.txt"))
             continue
-        sensor = s.relative_to(root).parts
-        sensor = next((p for p in sensor if p in BASELINES), None)
-        if sensor is None:
-            raise ValueError(f"{s}: cannot tell the sensor (kv1, kv2, realsense, xtion) from the path")
+        sensor = next(p for p in s.relative_to(root).parts if p in BASELINES)
         items.append(_depth_item(depth, read_intrinsics(s / "intrinsics.txt"), BASELINES[sensor], "sunrgbd"))
         labels.append(names.index(scene))
-        splits.append("test" if test is None or _sample_key(s) in test else "train")
+        splits.append(part)
     check_missing("sund", lost, missing)
     ds = EvalDataset("sund", "depth", "classification", items, list(SUN_CLASSES), labels=labels,
-                     splits=splits if test is not None else None, missing=lost, excluded=excluded, root=root)  # fmt: skip
-    if test is None:
-        ds.notes.append("no test list given: all samples of the 19 classes are scored")
+                     splits=splits if split else None, missing=lost, excluded=excluded, root=root)  # fmt: skip
+    ds.notes.append(f"split: {source}")
     return ds
+
+
+def _sun_split(root: Path, test_list: str | Path | None):
+    """(sample key -> "train" / "test" / None, where the split came from); (None, ...) when there is no split."""
+    if test_list is not None:
+        test = _keys(read_text(Path(test_list)).splitlines())
+        return (lambda k: "test" if k in test else "train"), f"test list {test_list}"
+    beside = root.parent / "SUNRGBDtoolbox" / "traintestSUNRGBD" / "allsplit.mat"  # toolbox next to the data
+    mat = find_one(root, "allsplit.mat", required=False) or (beside if beside.is_file() else None)
+    if mat is None:
+        return None, "none found (no allsplit.mat, no test list): every sample of the 19 classes is scored"
+    table = read_mat_strings(mat)
+    if "alltest" not in table or "alltrain" not in table:
+        raise ValueError(f"{mat}: expected variables alltrain and alltest, found {sorted(table)}")
+    test, train = _keys(table["alltest"]), _keys(table["alltrain"])
+    return (lambda k: "test" if k in test else "train" if k in train else None), str(mat)
+
+
+def _keys(lines) -> set[str]:
+    return {_sample_key(ln.strip()) for ln in lines if ln.strip()}
 
 
 def _sample_key(path: Path | str) -> str:
@@ -145,8 +164,3 @@ def _sample_key(path: Path | str) -> str:
     if start is None:
         raise ValueError(f"sample path {path} holds no sensor folder (kv1, kv2, realsense, xtion)")
     return "/".join(parts[start:])
-
-
-def _read_sample_list(path: str | Path) -> set[str]:
-    lines = [ln.strip() for ln in read_text(Path(path)).splitlines() if ln.strip()]
-    return {_sample_key(ln) for ln in lines}

@@ -11,17 +11,7 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
-from bindkit.evaluate.readers.base import (
-    EvalDataset,
-    Item,
-    check_missing,
-    find_one,
-    need_columns,
-    read_csv,
-    read_text,
-)
+from bindkit.evaluate.readers.base import EvalDataset, Item, check_missing, find_one, read_text
 
 
 def read_ego4d(
@@ -68,42 +58,3 @@ def read_ego4d(
     prompts = [[s.replace("_", " ")] for s in vocab]
     return EvalDataset("ego4d", "imu", "classification", items, vocab, prompts, labels=labels, missing=lost,
                        excluded=excluded, root=root)  # fmt: skip
-
-
-IMU_COLUMNS = (
-    "accl_x",
-    "accl_y",
-    "accl_z",
-    "gyro_x",
-    "gyro_y",
-    "gyro_z",
-)  # accelerometer first, then gyroscope
-
-
-def read_imu_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(times in s (T,), values (T, 6) in IMU_COLUMNS order) of an Ego4D IMU CSV on the canonical clock, sorted;
-    rows without a canonical timestamp or with a missing value are dropped (interpolation bridges them)."""
-    rows = read_csv(Path(path))
-    need_columns(rows, ("canonical_timestamp_ms", *IMU_COLUMNS), Path(path))
-    cols = ("canonical_timestamp_ms", *IMU_COLUMNS)
-    table = np.array([[_num(r[c]) for c in cols] for r in rows], dtype=np.float64).reshape(-1, len(cols))
-    table = table[np.isfinite(table).all(1)]
-    table = table[np.argsort(table[:, 0], kind="stable")]
-    return table[:, 0] / 1000.0, table[:, 1:]
-
-
-def _num(s: str) -> float:
-    return float(s) if s and s.upper() not in ("NULL", "NAN", "NONE") else np.nan
-
-
-def imu_window(times: np.ndarray, values: np.ndarray, window: tuple[float, float], length: int) -> np.ndarray:
-    """(6, length) series over [start, end) by linear interpolation at `length` evenly spaced instants."""
-    start, end = window
-    inside = (times >= start) & (times < end)
-    if inside.sum() < 2:
-        raise ValueError(f"window {start:.1f}-{end:.1f} s holds {int(inside.sum())} IMU samples")
-    span = times[inside][-1] - times[inside][0]
-    if span < 0.5 * (end - start):
-        raise ValueError(f"window {start:.1f}-{end:.1f} s: IMU samples cover only {span:.2f} s")
-    t = start + (np.arange(length) + 0.5) * (end - start) / length
-    return np.stack([np.interp(t, times, values[:, c]) for c in range(values.shape[1])]).astype(np.float32)

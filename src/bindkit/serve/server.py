@@ -1,0 +1,57 @@
+"""`serve(...)`: run the service with uvicorn. Binds 127.0.0.1 unless told otherwise; any other address needs a token."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, token: str | None) -> None:
+    """Refuse to expose the service beyond this machine without a bearer token."""
+    if not is_loopback(host) and not token:
+        raise ValueError(
+            f"binding to {host} exposes the service to other machines: pass a token (bindkit serve --token ...) "
+            "that clients send as 'Authorization: Bearer <token>'"
+        )
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, model_dir: str | Path | None = None,
+          store_dir: str | Path | None = None, token: str | None = None, table: str | None = None,
+          data: list[str | Path] | None = None, log_level: str = "info", **app_kwargs: Any) -> None:  # fmt: skip
+    """Serve `model_dir` and `store_dir` (default: the latest demo run, its test split embedded on first start).
+
+    `data`: folders or manifests to embed into the store before serving (only new or changed files are embedded).
+    """
+    import uvicorn
+
+    from bindkit.serve.app import create_app
+    from bindkit.store.embed import as_model, embed_paths
+
+    check_binding(host, token)
+    if model_dir is None:
+        from bindkit.serve.demo import demo_paths
+
+        model_dir, default_store, demo_data = demo_paths()
+        store_dir = store_dir or default_store
+        data = data or demo_data
+    if store_dir is None:
+        raise ValueError("give store_dir (a folder or a LanceDB URI) with model_dir")
+    model = as_model(model_dir)
+    if data:
+        print(embed_paths(list(data), store_dir, model, table=table).summary())
+    app = create_app(model, store_dir, token=token, table=table, **app_kwargs)
+    print(f"bindkit: serving on http://{host}:{port}/" + (" (bearer token required)" if token else ""))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

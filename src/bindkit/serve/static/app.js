@@ -1,0 +1,160 @@
+// The bindkit search page: a text and/or a dropped file -> POST /search -> the nearest items of each kind.
+"use strict";
+
+const KINDS = ["image", "video", "audio", "depth", "thermal", "imu", "text"];
+const $ = (id) => document.getElementById(id);
+let droppedFile = null;
+let present = {};  // kind -> number of stored items, from /health
+
+// The token travels in the URL fragment (never sent to the server in the URL), then lives in this tab only.
+(function takeToken() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) { sessionStorage.setItem("bindkit-token", decodeURIComponent(m[1])); history.replaceState(null, "", location.pathname); }
+})();
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const token = sessionStorage.getItem("bindkit-token");
+  if (token) headers.set("Authorization", "Bearer " + token);
+  const res = await fetch(path, { ...options, headers });
+  if (res.status === 401) { $("token-box").hidden = false; throw new Error("this service needs an access token"); }
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail; } catch (e) { /* not JSON */ }
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return res;
+}
+
+function status(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+async function loadHealth() {
+  try {
+    const h = await (await fetch("/health")).json();
+    present = h.kinds;
+    $("health").textContent = `${h.items} items · model ${h.model}` + (h.indexed ? " · ANN index" : "");
+    const box = $("kinds");
+    for (const kind of KINDS) {
+      if (!present[kind]) continue;
+      const label = document.createElement("label");
+      label.innerHTML = `<input type="checkbox" name="kind" value="${kind}" checked> ${kind}`;
+      box.appendChild(label);
+    }
+  } catch (e) { $("health").textContent = "service unreachable"; }
+}
+
+// Media behind the token are fetched with the header and shown through object URLs.
+async function blobUrl(path) {
+  const res = await api(path);
+  return URL.createObjectURL(await res.blob());
+}
+
+function el(tag, attrs = {}, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function card(r, rank) {
+  const c = el("div", { class: "result", "data-id": r.id, "data-modality": r.modality, "data-rank": rank });
+  if (r.modality === "text") {
+    c.appendChild(el("p", { class: "text" }, r.text));
+  } else {
+    const img = el("img", { alt: `${r.modality} ${r.name}`, class: "thumb" });
+    c.appendChild(img);
+    blobUrl(r.thumb).then((u) => { img.src = u; }).catch((e) => { img.alt = e.message; });
+  }
+  if (r.modality === "audio") {
+    const a = el("audio", { controls: "", preload: "none" });
+    c.appendChild(a);
+    blobUrl(r.url).then((u) => { a.src = u; });
+  }
+  if (r.modality === "video") {
+    const play = el("button", { class: "more", type: "button" }, "▶ play video");
+    play.onclick = async () => { const v = el("video", { controls: "", autoplay: "" }); v.src = await blobUrl(r.url); play.replaceWith(v); };
+    c.appendChild(play);
+  }
+  const meta = el("div", { class: "meta" });
+  meta.appendChild(el("span", { class: "name", title: r.name }, r.label ? `${r.name} · ${r.label}` : r.name));
+  meta.appendChild(el("span", { class: "score", title: "cosine similarity" }, r.score.toFixed(3)));
+  c.appendChild(meta);
+  const again = el("button", { class: "more", type: "button" }, "search with this");
+  again.onclick = () => search({ item: r.id });
+  c.appendChild(again);
+  return c;
+}
+
+function render(results) {
+  const root = $("results");
+  root.replaceChildren();
+  const byKind = {};
+  results.forEach((r) => { (byKind[r.modality] = byKind[r.modality] || []).push(r); });
+  for (const kind of KINDS) {
+    if (!byKind[kind]) continue;
+    const g = el("div", { class: "group", "data-modality": kind });
+    g.appendChild(el("h2", {}, kind));
+    const cards = el("div", { class: "cards" });
+    byKind[kind].forEach((r, i) => cards.appendChild(card(r, i)));
+    g.appendChild(cards);
+    root.appendChild(g);
+  }
+}
+
+async function search(extra = {}) {
+  const form = new FormData();
+  const text = $("query-text").value.trim();
+  if (text) { form.set("text", text); form.set("text_weight", $("text-weight").value || "1"); }
+  if (droppedFile) {
+    form.set("file", droppedFile, droppedFile.name);
+    form.set("modality", $("file-modality").value);
+    form.set("file_weight", $("file-weight").value || "1");
+  }
+  if (extra.item) form.set("item", extra.item);
+  if (!text && !droppedFile && !extra.item) { status("Type a text or drop a file to search."); return; }
+  const kinds = [...document.querySelectorAll("input[name=kind]:checked")].map((i) => i.value);
+  if (kinds.length) form.set("modalities", kinds.join(","));
+  form.set("group", "true");
+  form.set("k", $("k").value || "6");
+  status("searching…");
+  try {
+    const out = await (await api("/search", { method: "POST", body: form })).json();
+    render(out.results);
+    const q = out.query.map((t) => `${t.kind}×${t.weight}`).join(" + ");
+    status(`${out.results.length} results for ${q} in ${out.ms.toFixed(0)} ms`);
+  } catch (e) { status(e.message, true); }
+}
+
+function takeFile(file) {
+  droppedFile = file;
+  $("file-name").textContent = file.name;
+  $("file-chip").hidden = false;
+  search();
+}
+
+function wire() {
+  $("search-btn").onclick = () => search();
+  $("query-text").addEventListener("keydown", (e) => { if (e.key === "Enter") search(); });
+  $("file-input").addEventListener("change", (e) => { if (e.target.files.length) takeFile(e.target.files[0]); });
+  $("file-clear").onclick = () => { droppedFile = null; $("file-input").value = ""; $("file-chip").hidden = true; };
+  $("file-modality").onchange = () => search();
+  const zone = $("drop-zone");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) takeFile(e.dataTransfer.files[0]);
+  });
+  $("token-save").onclick = () => {
+    sessionStorage.setItem("bindkit-token", $("token-input").value);
+    $("token-box").hidden = true;
+    search();
+  };
+}
+
+wire();
+loadHealth();

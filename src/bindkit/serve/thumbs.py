@@ -1,0 +1,110 @@
+"""Small previews for search results: images scaled, a video's first frame, depth and thermal as colour maps,
+IMU channels and audio waveforms as little plots. Depth, thermal and IMU are drawn from what the model sees (the
+loaders' output at the model's input size), so a preview shows exactly the embedded signal."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+THUMB = 192  # longest side of image previews, in pixels
+COLORMAPS = {"depth": "viridis", "thermal": "inferno"}
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def image_thumb(path: Path, size: int = THUMB) -> bytes:
+    """An image scaled to fit `size` (upright by EXIF)."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        img = img.convert("RGB") if img.mode not in ("RGB", "L") else img
+        img.thumbnail((size, size))
+        return _png(img)
+
+
+def video_thumb(path: Path, size: int = THUMB) -> bytes:
+    """A video's first decodable frame, scaled."""
+    import av
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        img = frame.to_image()
+    img.thumbnail((size, size))
+    return _png(img)
+
+
+def colour_map(x: np.ndarray, cmap: str, size: int = THUMB) -> bytes:
+    """A 2-D map coloured between its 2nd and 98th percentiles, scaled up to `size` with nearest neighbours."""
+    import matplotlib
+
+    lo, hi = np.percentile(x, [2, 98])
+    z = np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    rgb = (matplotlib.colormaps[cmap](z)[..., :3] * 255).astype(np.uint8)  # (H, W, 3)
+    img = Image.fromarray(rgb)
+    scale = max(1, size // max(img.size))
+    return _png(img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST))
+
+
+def line_plot(series: np.ndarray, labels: list[str] | None, rate: float | None = None) -> bytes:
+    """A small PNG plot of `series` (C, T) (no pyplot: a Figure on the Agg canvas is thread-safe)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.6, 1.6), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.04, 0.96, 0.92))
+    t = np.arange(series.shape[1]) / (rate or 1.0)
+    for i, s in enumerate(series):
+        ax.plot(t, s, lw=0.8, label=labels[i] if labels else None)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if labels:
+        ax.legend(fontsize=5, ncol=len(labels), loc="upper center", frameon=False, handlelength=1)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def audio_thumb(path: Path, points: int = 400) -> bytes:
+    """The waveform's envelope (max |x| per bin) as a small plot."""
+    from bindkit.data.audio import decode_audio
+
+    wave, _ = decode_audio(path)
+    x = wave.numpy().reshape(-1, wave.shape[-1])[0]  # first channel
+    n = max(1, len(x) // points)
+    env = np.abs(x[: n * (len(x) // n)]).reshape(-1, n).max(1)
+    return line_plot(np.stack([env, -env]), None)
+
+
+def model_view(kind: str, path: Path, model_config: Any) -> np.ndarray:
+    """The loader's output for one file at the model's input size: depth/thermal (H, W), IMU (6, T)."""
+    from bindkit.store.detect import encoder_of
+    from bindkit.store.inputs import load_inputs
+
+    res = load_inputs(kind, [path], model_config.encoders[encoder_of(kind)])
+    if res.skipped:
+        raise ValueError(res.skipped[0].reason)
+    return res.tensor[0].numpy().squeeze(0) if kind != "imu" else res.tensor[0].numpy()
+
+
+def thumbnail(kind: str, path: Path, model_config: Any) -> bytes:
+    """A PNG preview of one stored item; raises ValueError for kinds without one (text)."""
+    if kind == "image":
+        return image_thumb(path)
+    if kind == "video":
+        return video_thumb(path)
+    if kind == "audio":
+        return audio_thumb(path)
+    if kind in COLORMAPS:
+        return colour_map(model_view(kind, path, model_config), COLORMAPS[kind])
+    if kind == "imu":
+        return line_plot(model_view(kind, path, model_config), ["ax", "ay", "az", "gx", "gy", "gz"])
+    raise ValueError(f"no preview for {kind} items")

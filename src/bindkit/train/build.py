@@ -1,0 +1,119 @@
+"""Setting up the model for a run: architecture and weights, per-encoder modes, pair settings written into it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from bindkit.checkpoint import load_model, load_official_checkpoint
+from bindkit.model import ImageBind
+from bindkit.registry import get_config, list_configs
+from bindkit.train.config import PairConfig, TrainConfig
+from bindkit.train.lora import apply_lora
+from bindkit.train.optim import init_encoder, set_drop_path
+
+
+def used_modalities(cfg: TrainConfig) -> list[str]:
+    """Modalities named by the run's pairs, in first-seen order."""
+    out: list[str] = []
+    for p in cfg.pairs:
+        out += [m for m in p.modalities if m not in out]
+    return out
+
+
+def _load_weights(source: str, modalities: list[str]) -> ImageBind:
+    path = Path(source)
+    if path.is_dir():
+        return load_model(path, modalities=modalities)
+    if path.is_file():
+        return load_official_checkpoint(path, modalities=modalities)
+    raise FileNotFoundError(f"{source}: neither a registered config ({', '.join(list_configs())}), a bindkit model "
+                            "folder nor an official checkpoint file")  # fmt: skip
+
+
+def build_model(cfg: TrainConfig) -> ImageBind:
+    """The run's model: `cfg.model` (registry name: official random init; folder / .pth: its weights) restricted
+    to the used modalities, then `cfg.init`'s weights copied into every encoder it holds (architectures must match)."""
+    mods = used_modalities(cfg)
+    torch.manual_seed(cfg.seed)
+    if cfg.model in list_configs():
+        model = ImageBind(get_config(cfg.model).select(mods))
+        for enc in model.encoders.values():
+            init_encoder(enc)
+    else:
+        model = _load_weights(cfg.model, mods)
+    if cfg.init:
+        path = Path(cfg.init)
+        have = load_model(path).config.modalities if path.is_dir() else mods
+        common = [m for m in mods if m in have]
+        if not common:
+            raise ValueError(f"init {cfg.init} holds none of the run's modalities {mods}")
+        src = _load_weights(cfg.init, common)
+        for m in common:
+            if src.config.encoders[m] != model.config.encoders[m]:
+                raise ValueError(f"init {cfg.init}: the {m} encoder's config differs from the run's model "
+                                 f"({src.config.encoders[m]} vs {model.config.encoders[m]})")  # fmt: skip
+            model.encoders[m].load_state_dict(src.encoders[m].state_dict())
+    return model
+
+
+def set_encoder_config(model: ImageBind, modality: str, **changes) -> None:
+    """Change an encoder's config fields on both the model and the encoder (so saved models carry them)."""
+    model.config = model.config.replace_encoder(modality, **changes)
+    model.encoders[modality].cfg = model.config.encoders[modality]
+
+
+def configure(model: ImageBind, cfg: TrainConfig) -> dict[str, str]:
+    """Apply encoder modes (freeze / train / LoRA), drop-path rates and fixed temperatures; returns the modes."""
+    modes = {m: cfg.encoders.get(m, "frozen") for m in model.encoders}  # encoders no pair uses stay frozen
+    for p in cfg.pairs:
+        for m in p.modalities:
+            if modes[m] != "frozen" and p.drop_path != model.encoders[m].cfg.drop_path:
+                set_drop_path(model.encoders[m], p.drop_path)
+                set_encoder_config(model, m, drop_path=p.drop_path)
+        _set_temperature(model, p, modes)
+    for m, mode in modes.items():
+        model.encoders[m].requires_grad_(mode == "train")
+        model.encoders[m].train(mode != "frozen")
+        model.encoders[m].trunk.grad_checkpointing = cfg.grad_checkpointing and mode != "frozen"
+    lora = [m for m, mode in modes.items() if mode == "lora"]
+    if lora:
+        apply_lora(model, lora, cfg.lora.rank, cfg.lora.alpha, cfg.lora.modules, cfg.lora.blocks)
+    return modes
+
+
+def _set_temperature(model: ImageBind, p: PairConfig, modes: dict[str, str]) -> None:
+    """A fixed tau becomes the logit scale (1/tau) of the pair's non-anchor encoder, so inference matches training;
+    'learnable' needs a trained encoder with a learnable scale in the pair."""
+    a, b = p.modalities
+    if p.temperature == "learnable":
+        if not any(model.encoders[m].cfg.learnable_scale and modes[m] == "train" for m in (a, b)):
+            raise ValueError(f"pair {p.name}: temperature 'learnable' needs a trained encoder with a learnable "
+                             f"logit scale (text); got {a}={modes[a]}, {b}={modes[b]}")  # fmt: skip
+        return
+    enc = model.encoders[b]
+    if modes[b] == "frozen" or enc.cfg.scale is None or enc.cfg.learnable_scale:
+        return
+    scale = 1.0 / float(p.temperature)
+    if not math.isclose(scale, enc.cfg.scale, rel_tol=1e-6):
+        with torch.no_grad():
+            enc.post.log_scale.fill_(math.log(scale))
+        set_encoder_config(model, b, scale=scale)
+
+
+def learnable_scale_owner(model: ImageBind, p: PairConfig, modes: dict[str, str]) -> str:
+    """The modality whose learnable logit scale a 'learnable' pair uses."""
+    return next(m for m in p.modalities if model.encoders[m].cfg.learnable_scale and modes[m] == "train")
+
+
+def describe_model(model: ImageBind, modes: dict[str, str]) -> dict[str, dict]:
+    """Per encoder: mode, parameter count and trainable count (for the run's log)."""
+    out = {}
+    for m, enc in model.encoders.items():
+        n = sum(p.numel() for p in enc.parameters())
+        t = sum(p.numel() for p in enc.parameters() if p.requires_grad)
+        out[m] = {"mode": modes[m], "params": n, "trainable": t, "drop_path": enc.cfg.drop_path,
+                  "logit_scale": enc.scale}  # fmt: skip
+    return out

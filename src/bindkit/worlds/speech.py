@@ -1,0 +1,167 @@
+"""Audio: a spoken number word from the shipped espeak-ng pool, with level, noise and reverberation added.
+
+The pool (`bindkit/assets/speech`, made once by `scripts/make_speech_pool.py`) holds every voice's ten words in
+Ogg/Opus files plus `manifest.json`; it is decoded once per process. At sampling time each clip gets a speed change
+(resampling by 0.9-1.1, which also shifts pitch), a seeded synthetic room impulse response (direct sound plus an
+exponentially decaying noise tail of random RT60), a level, a random offset in a fixed-length clip, and background
+noise (white, pink or brown, optionally with mains hum) at a random SNR.
+"""
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import soundfile as sf
+
+NOISE_KINDS = ["white", "pink", "brown"]
+
+
+@dataclass(frozen=True)
+class SpeechPool:
+    """Decoded recordings and their metadata."""
+
+    sample_rate: int
+    waves: tuple[np.ndarray, ...]  # float32 mono per recording
+    digit: np.ndarray  # (R,) int
+    voice: tuple[str, ...]  # (R,) voice identity per recording
+    voices: dict[str, str]  # voice identity -> split
+    records: tuple[dict, ...]  # manifest entries
+
+    def index(self) -> dict[tuple[str, int], int]:
+        """(voice, digit) -> recording index."""
+        return {(v, int(d)): i for i, (v, d) in enumerate(zip(self.voice, self.digit, strict=True))}
+
+    def split_voices(self, split: str) -> list[str]:
+        """Voice identities of a split, sorted."""
+        return sorted(v for v, s in self.voices.items() if s == split)
+
+
+def pool_dir():
+    """The folder of the shipped pool (a Traversable inside the package)."""
+    return resources.files("bindkit") / "assets" / "speech"
+
+
+@lru_cache(maxsize=1)
+def load_pool() -> SpeechPool:
+    """Read the manifest and decode every file once (about a second)."""
+    folder = pool_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    cache, waves = {}, []
+    for rec in manifest["recordings"]:
+        if rec["file"] not in cache:
+            with (folder / rec["file"]).open("rb") as f:
+                data, sr = sf.read(f, dtype="float32")
+            if sr != manifest["sample_rate"] or data.ndim != 1:
+                raise ValueError(
+                    f"speech pool file {rec['file']}: expected mono {manifest['sample_rate']} Hz"
+                )
+            cache[rec["file"]] = data
+        waves.append(cache[rec["file"]][rec["start"] : rec["start"] + rec["frames"]].copy())
+    return SpeechPool(
+        sample_rate=int(manifest["sample_rate"]),
+        waves=tuple(waves),
+        digit=np.array([r["digit"] for r in manifest["recordings"]]),
+        voice=tuple(r["voice"] for r in manifest["recordings"]),
+        voices={v["voice"]: v["split"] for v in manifest["voices"]},
+        records=tuple(manifest["recordings"]),
+    )
+
+
+@lru_cache(maxsize=4)
+def noise_bank(sample_rate: int, seconds: float = 20.0) -> dict[str, np.ndarray]:
+    """Unit-RMS coloured noises to crop from (a fixed seed: the bank is part of the world's definition)."""
+    rng = np.random.default_rng(20240)
+    n = int(seconds * sample_rate)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 20.0)
+    out = {}
+    for kind, power in zip(NOISE_KINDS, (0.0, 0.5, 1.0), strict=True):
+        x = np.fft.irfft(spec / f**power, n)
+        out[kind] = (x / np.sqrt(np.mean(x**2))).astype(np.float32)
+    return out
+
+
+def impulse_response(rng: np.random.Generator, rt60: float, wet: float, sample_rate: int) -> np.ndarray:
+    """Direct path + pre-delay + exponentially decaying noise tail (-60 dB at rt60)."""
+    n = int(min(rt60, 0.6) * sample_rate)
+    t = np.arange(n, dtype=np.float32) / sample_rate
+    tail = rng.standard_normal(n, np.float32) * np.exp(-6.9 * t / rt60)
+    tail[: int(0.003 * sample_rate)] = 0.0  # early reflections arrive after a few ms
+    tail *= wet / np.sqrt(np.sum(tail**2) + 1e-12)
+    tail[0] = 1.0
+    return tail
+
+
+def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_rate: int) -> np.ndarray:
+    """Clips (n, seconds * sample_rate) float32 of the given recordings with this instance's acoustics."""
+    if sample_rate != pool.sample_rate:
+        raise ValueError(
+            f"the speech pool is {pool.sample_rate} Hz; sample_rate={sample_rate} is not supported"
+        )
+    length = int(round(seconds * sample_rate))
+    p = np.array([r.uniform(0, 1, 8) for r in rngs])  # (n, 8)
+    words = [_stretch(pool.waves[k], 0.9 + 0.2 * q[0]) for k, q in zip(recording, p, strict=True)]
+    irs = [
+        impulse_response(r, 0.1 + 0.6 * q[1], 0.2 + 0.8 * q[2], sample_rate)
+        for r, q in zip(rngs, p, strict=True)
+    ]
+    wet = _convolve(words, irs)
+    bank = noise_bank(sample_rate)
+    out = np.zeros((len(words), length), np.float32)
+    for i, (w, q) in enumerate(zip(wet, p, strict=True)):
+        w = w[:length]
+        rms = np.sqrt(np.mean(w**2)) + 1e-9
+        gain = 10 ** ((-32 + 18 * q[3]) / 20) / rms
+        start = int(q[4] * (length - len(w)))
+        out[i, start : start + len(w)] = w * gain
+        kind = NOISE_KINDS[int(q[5] * 3)]
+        offset = rngs[i].integers(0, len(bank[kind]) - length)
+        noise = bank[kind][offset : offset + length] * (rms * gain / 10 ** ((5 + 25 * q[6]) / 20))
+        if q[7] < 0.25:  # mains hum
+            mains = 50.0 if q[7] < 0.125 else 60.0
+            t = np.arange(length) / sample_rate
+            noise = noise + rms * gain * 0.05 * np.sin(2 * np.pi * mains * t) * (
+                1 + np.sin(2 * np.pi * 3 * mains * t)
+            )
+        out[i] += noise.astype(np.float32)
+    return np.clip(out, -1.0, 1.0)
+
+
+def _stretch(wave: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster by linear-interpolation resampling (tempo and pitch change together)."""
+    n = max(2, int(len(wave) / factor))
+    return np.interp(np.arange(n) * factor, np.arange(len(wave)), wave).astype(np.float32)
+
+
+def _convolve(words: list[np.ndarray], irs: list[np.ndarray], chunk: int = 64) -> list[np.ndarray]:
+    """Full linear convolutions of each word with its impulse response, by float32 FFTs in cache-sized chunks."""
+    out = []
+    for lo in range(0, len(words), chunk):
+        ws, hs = words[lo : lo + chunk], irs[lo : lo + chunk]
+        nfft = _fast_size(max(len(w) for w in ws) + max(len(h) for h in hs) - 1)
+        w = np.zeros((len(ws), nfft), np.float32)
+        h = np.zeros((len(ws), nfft), np.float32)
+        for i, (a, b) in enumerate(zip(ws, hs, strict=True)):
+            w[i, : len(a)], h[i, : len(b)] = a, b
+        y = np.fft.irfft(np.fft.rfft(w, axis=1) * np.fft.rfft(h, axis=1), nfft, axis=1)
+        out += [
+            y[i, : len(a) + len(b) - 1].astype(np.float32)
+            for i, (a, b) in enumerate(zip(ws, hs, strict=True))
+        ]
+    return out
+
+
+def _fast_size(n: int) -> int:
+    """The smallest 2^a * 3^b * 5^c >= n (fast FFT lengths)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35 * (1 << max(0, (n - 1) // p35).bit_length())  # smallest power-of-two multiple >= n
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
