@@ -81,18 +81,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=1024)
-    ap.add_argument("--centres", type=int, default=10_000)
+    ap.add_argument("--centres", type=int, default=None, help="default n/100 (10,000 at 1M)")
     ap.add_argument("--sigma", type=float, default=0.5, help="noise norm relative to the unit centre")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--exact-queries", type=int, default=20, help="queries for the exact-scan baseline")
     ap.add_argument("--partitions", type=int, default=None, help="IVF partitions (default: the store's rule)")
-    ap.add_argument("--sub-vectors", type=int, default=None)
+    ap.add_argument("--index-type", default="IVF_RQ", choices=["IVF_PQ", "IVF_RQ", "IVF_SQ", "IVF_HNSW_SQ"])
+    ap.add_argument(
+        "--sample-rate",
+        type=int,
+        default=None,
+        help="k-means training vectors per partition (store default 64)",
+    )
+    ap.add_argument("--max-iterations", type=int, default=None, help="k-means iterations")
     ap.add_argument("--nprobes", default="16,32,64")
     ap.add_argument("--refine", default="4,8,16")
     ap.add_argument("--dir", default="/tmp/bindkit-bench-search")
     ap.add_argument("--keep", action="store_true", help="reuse the table in --dir if it has --n rows")
     a = ap.parse_args()
     k, rng = 10, np.random.default_rng(0)
+    a.centres = a.centres or max(1, a.n // 100)
     centres = rng.standard_normal((a.centres, a.dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     queries, _ = samples(np.random.default_rng(1), centres, a.queries, a.sigma)
@@ -110,11 +118,16 @@ def main() -> None:
     if not store.has_index():
         store.optimize()
         _, base = run_queries(store, queries[: a.exact_queries], k)
+        print(flush=True)
         print(f"baseline exact scan: p50 {np.median(base):.1f} ms  p95 {np.percentile(base, 95):.1f} ms "
               f"({a.exact_queries} queries)")  # fmt: skip
         t0 = time.perf_counter()
-        store.build_index(a.partitions, a.sub_vectors)
-        print(f"index build (IVF-PQ): {time.perf_counter() - t0:.1f} s")
+        opts = {k: v for k, v in (("sample_rate", a.sample_rate), ("max_iterations", a.max_iterations)) if v}
+        store.build_index(a.index_type, a.partitions, **opts)
+        print(
+            f"index build ({a.index_type}, {opts or 'defaults'}): {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
     print(f"{'nprobes':>8} {'refine':>6} {'p50 ms':>8} {'p95 ms':>8} {'q/s':>7} {'recall@10':>10}")
     for nprobes in map(int, a.nprobes.split(",")):
         for refine in map(int, a.refine.split(",")):

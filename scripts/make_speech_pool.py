@@ -21,7 +21,16 @@ import numpy as np
 import soundfile as sf
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+ACCENTS = [
+    "en-us",
+    "en-gb",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+]
 VARIANTS = [
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "croak", "klatt", "klatt3", "grandpa",
     "f1", "f2", "f3", "f4", "f5", "Annie", "belinda", "linda", "steph", "aunty", "Alicia", "Andrea",

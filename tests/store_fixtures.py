@@ -105,7 +105,9 @@ class ServerThread:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
 
     def __enter__(self) -> ServerThread:
         import threading
@@ -123,3 +125,23 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+_WORLD: dict = {}
+
+
+def shared_world(tmp_path_factory) -> dict:
+    """One tiny model, media of every kind (plus a broken PNG and an unknown file) and their store, built once per
+    test session and shared read-only by the store, serve, load and page tests."""
+    if not _WORLD:
+        from bindkit.store import embed_paths
+
+        root = tmp_path_factory.mktemp("world")
+        model_dir = make_model(root / "model")
+        media = make_media(root / "media")
+        (root / "media" / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+        (root / "media" / "notes.xyz").write_text("not a known type")
+        model = bindkit.load_model(model_dir)
+        report = embed_paths([root / "media"], root / "db", model, batch_size=3, progress=False)
+        _WORLD.update(root=root, model=model, model_dir=model_dir, media=media, report=report, db=root / "db")
+    return _WORLD

@@ -180,7 +180,8 @@ def test_in_memory_inputs_match_files(pre, batch, good):
     kept = wave.clone()
     arr = wave.numpy().copy()
     int16 = np.round(arr * 32768).astype(np.int16)
-    outs = load_audio([(wave, rate), (arr, rate), path.read_bytes(), (int16, rate)])
+    with open(path, "rb") as fh:
+        outs = load_audio([(wave, rate), (arr, rate), path.read_bytes(), fh, (int16, rate)])
     assert torch.equal(wave, kept)  # the caller's waveform is not shifted by the in-place mean removal
     for out in outs:
         assert (out - batch[1]).abs().max() <= 1e-5

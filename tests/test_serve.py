@@ -9,28 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from store_fixtures import make_media, make_model
+
+from store_fixtures import shared_world
 
 pytest.importorskip("fastapi")
 pytest.importorskip("lancedb")
 
-import bindkit  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
 from bindkit.serve import create_app, serve  # noqa: E402
 from bindkit.serve.server import check_binding, is_loopback  # noqa: E402
-from bindkit.store import Store, embed_paths  # noqa: E402
+from bindkit.store import Store  # noqa: E402
 from bindkit.store.store import item_id  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    model = bindkit.load_model(make_model(root / "model"))
-    media = make_media(root / "media")
-    embed_paths([root / "media"], root / "db", model, progress=False)
-    client = TestClient(create_app(model, root / "db"))
-    rows = {r["path"]: r for r in Store.for_model(root / "db", model).rows(columns=("path", "vector")).to_pylist()}
-    return dict(root=root, model=model, media=media, client=client, db=root / "db", rows=rows)
+    w = shared_world(tmp_path_factory)
+    client = TestClient(create_app(w["model"], w["db"]))
+    rows = {
+        r["path"]: r
+        for r in Store.for_model(w["db"], w["model"]).rows(columns=("path", "vector")).to_pylist()
+    }
+    return dict(w, client=client, rows=rows)
 
 
 def upload(path: Path, name: str | None = None, data: bytes | None = None):
@@ -82,7 +83,9 @@ def test_search_by_upload_finds_the_same_item(env):
 def test_search_groups_filters_and_arithmetic(env):
     c, rows = env["client"], env["rows"]
     res = c.post("/search", data={"text": "a fast walk", "group": "true", "k": "1"}).json()["results"]
-    assert sorted(r["modality"] for r in res) == sorted(["image", "video", "text", "audio", "depth", "thermal", "imu"])
+    assert sorted(r["modality"] for r in res) == sorted(
+        ["image", "video", "text", "audio", "depth", "thermal", "imu"]
+    )
     res = c.post("/search", data={"text": "x", "modalities": "depth,imu", "k": "10"}).json()["results"]
     assert len(res) == 4 and {r["modality"] for r in res} == {"depth", "imu"}
     # arithmetic: 2 * text - 0.5 * stored item, ranked as numpy ranks it
@@ -105,7 +108,11 @@ def test_items_and_previews(env):
     c, media = env["client"], env["media"]
     f = media["audio"][0]
     r = c.get(f"/items/{item_id(str(f))}")
-    assert r.status_code == 200 and r.content == f.read_bytes() and r.headers["content-type"].startswith("audio/")
+    assert (
+        r.status_code == 200
+        and r.content == f.read_bytes()
+        and r.headers["content-type"].startswith("audio/")
+    )
     for kind in ("image", "video", "audio", "depth", "thermal", "imu"):
         r = c.get(f"/items/{item_id(str(media[kind][0]))}", params={"thumb": "true"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/png", kind
@@ -144,7 +151,9 @@ def test_token_and_binding(env):
     ok = {"Authorization": "Bearer s3cret"}
     assert c.post("/search", data={"text": "x"}, headers=ok).status_code == 200
     some = item_id(str(env["media"]["image"][0]))
-    assert c.get(f"/items/{some}").status_code == 401 and c.get(f"/items/{some}", headers=ok).status_code == 200
+    assert (
+        c.get(f"/items/{some}").status_code == 401 and c.get(f"/items/{some}", headers=ok).status_code == 200
+    )
     assert c.get("/health").status_code == 200 and c.get("/").status_code == 200
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from _train_utils import config, small_model, world
 from PIL import Image
 
+from _train_utils import config, small_model, world
 from bindkit.train import Trainer, train
 from bindkit.train.cache import AnchorCache, fingerprint
 
@@ -101,7 +101,9 @@ def test_hits_across_runs_and_invalidation_by_file_and_by_anchor(tmp_path, monke
 def test_training_through_the_cache_equals_training_without_it(tmp_path, augment):
     pair = {"augment": augment, "views": 3}
     a = train(config(tmp_path, "cached", data=world(48), pair=pair, steps=4), model=small_model())
-    b = train(config(tmp_path, "direct", data=world(48), pair=pair, steps=4, cache=False), model=small_model())
+    b = train(
+        config(tmp_path, "direct", data=world(48), pair=pair, steps=4, cache=False), model=small_model()
+    )
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.allclose(sa[k], sb[k], atol=2e-5) for k in sa)
     assert not (tmp_path / "cache").exists() or any((tmp_path / "cache").iterdir())

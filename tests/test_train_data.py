@@ -11,8 +11,15 @@ import torch
 from PIL import Image
 
 from bindkit import get_config
-from bindkit.train import FilePairs, audioset_pairs, ego4d_imu_pairs, llvip_pairs, read_manifest, sunrgbd_pairs
-from bindkit.train import write_manifest
+from bindkit.train import (
+    FilePairs,
+    audioset_pairs,
+    ego4d_imu_pairs,
+    llvip_pairs,
+    read_manifest,
+    sunrgbd_pairs,
+    write_manifest,
+)
 from bindkit.train.readers import youtube_id
 from bindkit.train.sampler import Plan
 
@@ -28,7 +35,9 @@ def _video(path, seconds=3.0, fps=10, with_audio=True, step=8):
         if a is not None:
             a.layout = "mono"
         for k in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 48, 3), min(255, step * k), np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((32, 48, 3), min(255, step * k), np.uint8), format="rgb24"
+            )
             for p in v.encode(frame):
                 c.mux(p)
         for p in v.encode():
@@ -47,7 +56,10 @@ def _video(path, seconds=3.0, fps=10, with_audio=True, step=8):
 
 def _grey(x):
     """Mean 0-255 grey level of a CLIP-normalised image batch (B, 3, H, W)."""
-    mean, std = torch.tensor([0.48145466, 0.4578275, 0.40821073]), torch.tensor([0.26862954, 0.26130258, 0.27577711])
+    mean, std = (
+        torch.tensor([0.48145466, 0.4578275, 0.40821073]),
+        torch.tensor([0.26862954, 0.26130258, 0.27577711]),
+    )
     return ((x * std.view(1, 3, 1, 1) + mean.view(1, 3, 1, 1)) * 255).mean((1, 2, 3))
 
 
@@ -78,8 +90,12 @@ def test_audioset_style_videos_give_frame_and_audio_at_the_same_time(tmp_path):
     _video(root / "eval" / "0_8-g2rof7E_000049.mp4")
     (root / "segs.csv").write_text("# Segments csv\n# num_ytids=2\n# YTID, start_seconds, end_seconds, positive_labels\n"
                                    '--4gqARaEJE, 0.000, 10.000, "/m/09x0r,/m/05zppz"\n')  # fmt: skip
-    (root / "labels.csv").write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n')
-    rows = audioset_pairs(root / "eval", segments=root / "segs.csv", names=root / "labels.csv", times_per_video=3)
+    (root / "labels.csv").write_text(
+        'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n'
+    )
+    rows = audioset_pairs(
+        root / "eval", segments=root / "segs.csv", names=root / "labels.csv", times_per_video=3
+    )
     assert [r["ytid"] for r in rows] == ["0_8-g2rof7E", "--4gqARaEJE"]
     assert rows[1]["label"] == ["Speech", "Male speech, man speaking"] and "label" not in rows[0]
     assert rows[0]["times"] == pytest.approx([1.0, 1.5, 2.0], abs=0.11)  # 2 s clips inside ~3 s
@@ -134,7 +150,9 @@ def test_llvip_reader_pairs_by_name_with_person_labels(tmp_path):
         ET.ElementTree(ann).write(root / "Annotations" / f"{stem}.xml")
     rows = llvip_pairs(root)
     assert [(r["persons"], r["label"]) for r in rows] == [(2, "person"), (0, "background")]
-    thermal = FilePairs(("image", "thermal"), rows).load(1, np.array([1]), np.array([0]), TINY.encoders["thermal"])
+    thermal = FilePairs(("image", "thermal"), rows).load(
+        1, np.array([1]), np.array([0]), TINY.encoders["thermal"]
+    )
     assert thermal.shape == (1, 1, 64, 64) and float(thermal.mean()) == pytest.approx(200 / 255, abs=0.01)
     (root / "infrared" / "train" / "010002.jpg").unlink()
     with pytest.raises(ValueError, match="010002"):
@@ -150,7 +168,9 @@ def test_ego4d_imu_windows_next_to_video_frames(tmp_path):
                        {"video_uid": other, "has_imu": True, "scenarios": ["Cooking", "Cleaning"]}], "clips": []}  # fmt: skip
     (base / "ego4d.json").write_text(json.dumps(meta))
     t = np.arange(0, 12.0, 0.005)  # 12 s at 200 Hz; a few empty canonical cells
-    lines = ["component_idx,component_timestamp_ms,canonical_timestamp_ms,gyro_x,gyro_y,gyro_z,accl_x,accl_y,accl_z"]
+    lines = [
+        "component_idx,component_timestamp_ms,canonical_timestamp_ms,gyro_x,gyro_y,gyro_z,accl_x,accl_y,accl_z"
+    ]
     for k, s in enumerate(t):
         canon = "" if k in (5, 6, 7) else f"{s * 1000:.3f}"
         lines.append(f"0,{s * 1000:.3f},{canon},0.1,0.2,0.3,{s:.4f},-1.0,9.8")
@@ -162,7 +182,9 @@ def test_ego4d_imu_windows_next_to_video_frames(tmp_path):
     ds = FilePairs(("video", "imu"), rows)
     imu = ds.load(1, np.array([0, 1]), np.array([0, 0]), TINY.encoders["imu"])
     assert imu.shape == (2, 6, 400)  # accel xyz, gyro xyz resampled to the tiny config's 400 samples
-    assert imu[1, 0, 0].item() == pytest.approx(5.0, abs=0.01) and imu[1, 0, -1].item() == pytest.approx(9.99, abs=0.02)
+    assert imu[1, 0, 0].item() == pytest.approx(5.0, abs=0.01) and imu[1, 0, -1].item() == pytest.approx(
+        9.99, abs=0.02
+    )
     assert imu[0, 2, 10].item() == pytest.approx(9.8) and imu[0, 5, 10].item() == pytest.approx(0.3)
     frames = ds.load(0, np.array([0, 1]), np.array([0, 0]), TINY.encoders["vision"])
     assert _grey(frames).tolist() == pytest.approx([4 * 12, 4 * 38], abs=4)  # nearest frames to 2.5 s, 7.5 s
@@ -175,13 +197,17 @@ def test_plan_replicates_shards_and_draws_views():
     batches = one.epoch(0)
     counts = np.bincount(np.concatenate([b.items for b in batches if b.pair == 0]), minlength=10)
     assert counts.sum() == 24 and set(counts.tolist()) <= {2, 3}  # 2.5 passes, last partial batch dropped
-    assert all(b.views.max() < 3 for b in batches if b.pair == 0) and all(b.views.max() == 0 for b in batches if b.pair)
+    assert all(b.views.max() < 3 for b in batches if b.pair == 0) and all(
+        b.views.max() == 0 for b in batches if b.pair
+    )
     assert [b.items.tolist() for b in Plan([10, 7], [2.5, 1.0], [4, 2], views, seed=5).epoch(0)] == \
         [b.items.tolist() for b in batches]  # fmt: skip
     assert [b.items.tolist() for b in one.epoch(1)] != [b.items.tolist() for b in batches]
     ranks = [Plan([10, 7], [2.5, 1.0], [4, 2], views, seed=5, rank=r, world=2).epoch(0) for r in (0, 1)]
     for full, r0, r1 in zip(batches, *ranks, strict=True):  # every pair's batches split between the ranks
-        assert r0.pair == r1.pair == full.pair and r0.items.tolist() + r1.items.tolist() == full.items.tolist()
+        assert (
+            r0.pair == r1.pair == full.pair and r0.items.tolist() + r1.items.tolist() == full.items.tolist()
+        )
     with pytest.raises(ValueError, match="batch size"):
         Plan([3], [1.0], [4], [np.ones(3)], seed=0)
     with pytest.raises(ValueError, match="divide"):

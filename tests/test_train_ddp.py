@@ -8,9 +8,9 @@ and the per-rank batch is split into two accumulation micro-batches.
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from _train_utils import grads, small_model
 
-from bindkit.train import PairConfig, TensorPairs, Trainer, TrainConfig
+from _train_utils import grads, small_model
+from bindkit.train import PairConfig, TensorPairs, TrainConfig, Trainer
 from bindkit.train import dist as tdist
 
 STEPS = 4
@@ -19,7 +19,9 @@ STEPS = 4
 def _config(root, run: str, accum: int) -> TrainConfig:
     g = torch.Generator().manual_seed(0)
     img = torch.randn(32, 3, 32, 32, generator=g)
-    depth = TensorPairs(("vision", "depth"), img, 2 * img.mean(1, keepdim=True) + torch.randn(32, 1, 32, 32, generator=g))
+    depth = TensorPairs(
+        ("vision", "depth"), img, 2 * img.mean(1, keepdim=True) + torch.randn(32, 1, 32, 32, generator=g)
+    )
     thermal = TensorPairs(("vision", "thermal"), img, img[:, :1] + torch.randn(32, 1, 32, 32, generator=g))
     pairs = [PairConfig(("vision", "depth"), depth, batch_size=16, replication=1.0, lr=1e-3),
              PairConfig(("vision", "thermal"), thermal, batch_size=16, replication=1.0, lr=1e-3)]  # fmt: skip
@@ -57,7 +59,9 @@ def test_two_processes_equal_one_process_on_the_joined_batch(tmp_path):
     finally:
         torch.set_num_threads(n)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
-    assert r0["items"].tolist() + r1["items"].tolist() == ref["items"].tolist()  # each rank holds half the batch
+    assert (
+        r0["items"].tolist() + r1["items"].tolist() == ref["items"].tolist()
+    )  # each rank holds half the batch
     assert abs(r0["loss"] - ref["loss"]) < 1e-6 and r0["loss"] == r1["loss"] and r0["acc"] == ref["acc"]
     assert r0["grads"].keys() == ref["grads"].keys()  # unused encoders keep no gradient (AdamW skips them)
     assert len({k.split(".")[1] for k in ref["grads"]}) == 1

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from _train_utils import config, grads, small_model, world
 
 import bindkit
-from bindkit.train import PairConfig, TensorPairs, Trainer, TrainConfig, train
+from _train_utils import config, grads, small_model, world
+from bindkit.train import PairConfig, TensorPairs, TrainConfig, Trainer, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -96,7 +96,9 @@ def test_pairs_alternate_with_replication_and_per_pair_settings(tmp_path):
     groups = {gr["name"]: gr for gr in tr.optimizer.param_groups}
     assert groups["depth/decay"]["peak_lr"] == 1.6e-3 and groups["depth/decay"]["weight_decay"] == 0.2
     assert groups["thermal/decay"]["peak_lr"] == 5e-4 and groups["thermal/decay"]["weight_decay"] == 0.05
-    assert groups["thermal/no_decay"]["weight_decay"] == 0.0 and tr.model.scale("thermal") == pytest.approx(10.0)
+    assert groups["thermal/no_decay"]["weight_decay"] == 0.0 and tr.model.scale("thermal") == pytest.approx(
+        10.0
+    )
     # A thermal step touches only thermal weights, with its gradient clipped to the pair's 1e-3.
     b = next(b for b in plan if b.pair == 1)
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
@@ -117,7 +119,9 @@ def test_missing_files_stop_the_run_before_it_starts(tmp_path):
     rows = [{"image": "a.png", "depth": "a.png"}, {"image": "gone.jpg", "depth": "a.png"},
             {"image": "a.png", "depth": "also_gone.png"}]  # fmt: skip
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = TrainConfig(pairs=[PairConfig(("vision", "depth"), str(tmp_path / "m.jsonl"))], run_dir=str(tmp_path / "r"))
+    cfg = TrainConfig(
+        pairs=[PairConfig(("vision", "depth"), str(tmp_path / "m.jsonl"))], run_dir=str(tmp_path / "r")
+    )
     with pytest.raises(FileNotFoundError) as e:
         train(cfg)
     msg = str(e.value)
@@ -156,3 +160,60 @@ def test_frozen_anchor_is_not_trained_and_scale_follows_temperature(tmp_path):
     x = torch.randn(2, 1, 32, 32)
     assert torch.allclose(res.model({"depth": x})["depth"].norm(dim=-1), torch.full((2,), 4.0))
     assert F.normalize(res.model({"depth": x})["depth"], dim=-1).shape == (2, 32)
+
+
+def test_config_files_defaults_and_validation(tmp_path):
+    from bindkit.train import TABLE9, load_config, resolve
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pairs.jsonl").write_text("")
+    raw = {"pairs": [{"modalities": ["image", m], "data": "pairs.jsonl"} for m in ("audio", "depth", "thermal", "imu")],
+           "steps": 10, "lora": {"rank": 4, "modules": ["in_proj"]}}  # fmt: skip
+    (tmp_path / "sub" / "c.json").write_text(json.dumps(raw))
+    cfg = load_config(tmp_path / "sub" / "c.json", resume=True, steps=None, run_dir=str(tmp_path / "r"))
+    assert cfg.resume and cfg.steps == 10 and cfg.lora.modules == ("in_proj",)
+    assert cfg.pairs[0].data == str(tmp_path / "sub" / "pairs.jsonl")  # relative to the config file
+    res = resolve(cfg)
+    got = {p.modalities[1]: (p.replication, p.temperature, p.lr, p.weight_decay, p.batch_size, p.grad_clip,
+                             p.drop_path) for p in res.pairs}  # fmt: skip
+    assert got == {"audio": (1.25, 0.05, 1.6e-3, 0.2, 2048, 1.0, 0.1), "depth": (50.0, 0.2, 1.6e-3, 0.2, 512, 1.0, 0.0),
+                   "thermal": (25.0, 0.1, 5e-4, 0.05, 512, 5.0, 0.0), "imu": (1.0, 0.2, 5e-4, 0.5, 512, 1.0, 0.7)}  # fmt: skip
+    assert (
+        res.pairs[0].name == "vision-audio"
+        and res.encoders["vision"] == "frozen"
+        and TABLE9["imu"]["epochs"] == 8
+    )
+    assert TrainConfig.from_dict(json.loads(json.dumps(res.to_dict()))).to_dict() == res.to_dict()
+    with pytest.raises(ValueError, match="unknown keys"):
+        TrainConfig.from_dict({"pairs": [], "stepz": 3})
+    with pytest.raises(ValueError, match="both encoders are frozen"):
+        resolve(TrainConfig(pairs=[PairConfig(("vision", "text"), "x")]))
+    with pytest.raises(ValueError, match="learnable"):
+        Trainer(TrainConfig(pairs=[PairConfig(("vision", "depth"), world(32), temperature="learnable", batch_size=16,
+                                              replication=1.0)], run_dir=str(tmp_path / "l"), progress=False),
+                model=small_model())  # fmt: skip
+
+
+def test_clip_anchor_from_scratch_then_binding_keeps_it(tmp_path):
+    """The demo's flow: train a tiny image-text anchor with both towers open, then bind depth to it (frozen)."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.zeros(32, 32, dtype=torch.long)
+    ids[:, 0], ids[:, 1:4], ids[:, 4] = 49406, torch.randint(1, 4000, (32, 3), generator=g), 49407
+    img = torch.randn(32, 3, 64, 64, generator=g)
+    anchor = train(TrainConfig(pairs=[PairConfig(("vision", "text"), TensorPairs(("vision", "text"), img, ids),
+                                                 batch_size=16, lr=1e-3)],
+                               encoders={"vision": "train", "text": "train"}, steps=3, progress=False,
+                               run_dir=str(tmp_path / "anchor"), cache_dir=str(tmp_path / "c")))  # fmt: skip
+    scale = anchor.model.scale("text")
+    assert scale != pytest.approx(1 / 0.07, abs=1e-6)  # the learnable temperature moved
+    depth = TensorPairs(("vision", "depth"), img, img.mean(1, keepdim=True))
+    bound = train(TrainConfig(pairs=[PairConfig(("vision", "depth"), depth, batch_size=16, replication=1.0)],
+                              init=str(anchor.model_dir), steps=2, progress=False, run_dir=str(tmp_path / "bind"),
+                              cache_dir=str(tmp_path / "c")))  # fmt: skip
+    assert list(bound.model.encoders) == ["vision", "text", "depth"]
+    ref = bindkit.load_model(anchor.model_dir).state_dict()
+    sd = bound.model.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in ref.items())  # the anchor is untouched
+    assert bound.model.scale("text") == pytest.approx(scale) and bound.model.scale("depth") == pytest.approx(
+        5.0
+    )

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from _train_utils import config, small_model
 from safetensors.torch import load_file
 
 import bindkit
+from _train_utils import config, small_model
 from bindkit.train import LoRAConfig, apply_lora, load_lora, merge_lora, save_lora, train
 from bindkit.train.lora import plain_state_dict
 
@@ -41,7 +41,9 @@ def test_adapters_start_at_base_train_alone_and_merge_bit_exactly(tmp_path):
     # The hand-computed merged weight of one projection: W + alpha / rank * B @ A.
     attn = model.encoders["depth"].trunk.blocks[0].attn
     d = attn.parametrizations.in_proj_weight[0]
-    assert torch.equal(attn.in_proj_weight, base["encoders.depth.trunk.blocks.0.attn.in_proj_weight"] + 2.0 * d.B @ d.A)
+    assert torch.equal(
+        attn.in_proj_weight, base["encoders.depth.trunk.blocks.0.attn.in_proj_weight"] + 2.0 * d.B @ d.A
+    )
     # Saved apart, re-attached to a fresh base, merged: the same weights and bit-identical outputs.
     save_lora(model, tmp_path / "lora.safetensors")
     assert set(load_file(tmp_path / "lora.safetensors")) == {f"{p}.lora_{s}" for p in paths for s in "AB"}

@@ -40,7 +40,9 @@ def test_local_loss_equals_clip_loss_and_accuracy_counts_matches():
     ra, rs = torch.autograd.grad(ref, (a, scale))
     assert torch.allclose(ga, ra, atol=1e-6) and torch.allclose(gs, rs, atol=1e-6)
     logits = (a @ b.T).detach()
-    want = ((logits.argmax(1) == torch.arange(8)).float().mean() + (logits.argmax(0) == torch.arange(8)).float().mean())
+    want = (logits.argmax(1) == torch.arange(8)).float().mean() + (
+        logits.argmax(0) == torch.arange(8)
+    ).float().mean()
     assert float(acc) == float(want) / 2
     # Identical pairs are all retrieved.
     assert float(local_clip_loss(b, b, 10.0)[1]) == 1.0

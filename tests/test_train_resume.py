@@ -8,8 +8,8 @@ import time
 
 import pytest
 import torch
-from _train_utils import config, small_model, world
 
+from _train_utils import config, small_model, world
 from bindkit.train import train
 
 
@@ -27,7 +27,9 @@ PAIR = {"drop_path": 0.3, "augment": True, "views": 3, "erase": 0.5}
 
 
 def _run(tmp_path, name, **kw):
-    cfg = config(tmp_path, name, data=world(48), pair=PAIR, steps=10, warmup_steps=2, checkpoint_every=4, **kw)
+    cfg = config(
+        tmp_path, name, data=world(48), pair=PAIR, steps=10, warmup_steps=2, checkpoint_every=4, **kw
+    )
     return train(cfg, model=small_model(seed=1))
 
 
@@ -61,7 +63,9 @@ def test_sigterm_checkpoints_and_resumes_bit_identical(tmp_path):
         deadline = time.time() + 60
         while time.time() < deadline:
             if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
-                os.kill(os.getpid(), signal.SIGTERM)  # the handler is installed: the run stops after this step
+                os.kill(
+                    os.getpid(), signal.SIGTERM
+                )  # the handler is installed: the run stops after this step
                 return
             time.sleep(0.005)
 

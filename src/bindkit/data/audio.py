@@ -1,21 +1,36 @@
-"""Audio → `[B, clips, 1, mel, frames]` log-mel inputs, the official ImageBind audio pipeline, batched.
+"""Audio → `[B, clips, 1, mel, frames]` log-mel inputs: the official ImageBind audio pipeline, batched.
+
+    x = load_audio(["a.wav", "b.flac", "clip.mp4", (waveform, 44100)])   # (4, 3, 1, 128, 204) float32
+    x = load_audio(paths, num_mel_bins=64, target_length=104)             # a smaller audio encoder
+    res = load_audio(paths, errors="skip")                                # LoadResult(tensor, skipped)
+
+Inputs: file paths (wav, flac, ogg, mp3 via libsndfile; the audio track of mp4/mkv/webm/m4a/... via PyAV), bytes
+or binary file objects of such files, or `(waveform, sample_rate)` with the waveform `[C, N]` or `[N]` (float, or
+int16/int32 PCM scaled by 2^-15 / 2^-31; the caller's array is never modified).
 
 Per item, as the official `load_and_transform_audio_data`: decode to float32 `[C, N]` (16-bit PCM / 32768),
 resample to 16 kHz with torchaudio's default windowed sinc (`resample.py`), cut `clips_per_file` clips of
 `clip_duration` s starting at k * (duration - clip_duration) / (clips_per_file - 1) in exact rational arithmetic on
-the float64 value of `duration - clip_duration`, remove each clip's mean (over all channels), take a Kaldi fbank of
-channel 0 (`fbank.py`), transpose to `[mel, frames]`, right-pad with 0 or crop to `target_length`, and normalise
-with `(x - mean) / std` after padding (so padded cells hold `-mean / std`).
+the float64 value of `duration - clip_duration` (all clips are [0, clip_duration] for a shorter file), remove
+each clip's mean (over all channels), take a Kaldi fbank of channel 0 only (`fbank.py`), transpose to
+`[mel, frames]`, right-pad with 0 or crop to `target_length`, and normalise with `(x - mean) / std` after padding
+(so padded cells hold `-mean / std`, 0.46706 by default).
 
 In-place mean removal: the official clips are views of one shared waveform and their means are subtracted in
 place, so a clip overlapping an earlier one sees samples already shifted by that clip's mean (and a file shorter
-than a clip is reused three times, losing a tiny residual mean each time). `inplace_mean=True` (default) reproduces
-this; `inplace_mean=False` gives every clip its own copy, which is what the official code presumably intended.
+than a clip is reused three times, losing a tiny residual mean each time). With a DC offset this moves
+low-frequency cells by more than 1. `inplace_mean=True` (default) reproduces it; `inplace_mean=False` gives every
+clip its own copy, which is what the official code presumably meant (use it only with a model trained that way).
 
-Speed: decoding runs on worker threads; resampling kernels are cached per rate pair and each rate group is
-resampled by one conv; every clip of every file is framed, FFT'd and mel-projected together (in chunks of
-`CLIP_CHUNK` clips to bound memory). Inputs: file paths (wav, flac, ogg, mp3 via soundfile; the audio track of
-mp4/mkv/webm/... via PyAV), bytes of such files, or `(waveform, sample_rate)` with waveform `[C, N]` or `[N]`.
+Errors: a missing, empty, unreadable, truncated (WAV/AIFF data chunk, Ogg stream, FLAC) or sample-less file, a
+non-finite waveform, or audio shorter than one 25 ms frame (where the official loader fails on an assertion) is
+reported with its index, name and reason; one `LoadError` lists every bad item of the batch, or `errors="skip"`
+returns the good ones and the skipped list.
+
+Speed: decoding runs on worker threads, a few chunks ahead of the compute; resampling kernels are cached per
+rate pair and each rate group is resampled by one strided conv over a packed buffer (run as banded matmuls);
+clips of many files are framed, FFT'd and mel-projected together, CLIP_CHUNK clips per call so that the scratch
+memory stays small and is reused. `benchmarks/bench_audio.py` compares this with a per-file, per-clip loop.
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ import logging
 import math
 import os
 import re
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
@@ -42,10 +58,8 @@ from bindkit.data.resample import output_length, resample_many
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".m4a", ".aac", ".opus", ".wma", ".3gp"}
-CLIP_CHUNK = (
-    16  # clips per batched fbank call: (16, 198, 512) float32 frames, 6.5 MB, reused by the allocator
-)
-FILE_CHUNK = 64  # files decoded ahead and resampled together
+CLIP_CHUNK = 16  # clips per batched fbank call: (15, 198, 512) float32 frames, 6 MB of reused scratch
+FILE_CHUNK = 16  # files per compute step; up to 2 more chunks decode meanwhile
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
@@ -75,9 +89,7 @@ def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
 def _truncation(f: sf.SoundFile, frames_read: int) -> str | None:
     """Why a file libsndfile opened is cut short, if it is: it reads what is there and only logs the rest."""
     declared = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info, re.M)  # WAV/AIFF-style
-    if (
-        declared and 0 < int(declared[2]) < int(declared[1]) < 0xFFFFFF00
-    ):  # 0 / ~4 GiB: streamed, length unknown
+    if declared and 0 < int(declared[2]) < int(declared[1]) < 0xFFFFFF00:  # 0 or ~4 GiB: a streamed file
         return f"truncated file: its header declares {declared[1]} bytes of audio, only {declared[2]} are present"
     if "lacks an end-of-stream bit" in f.extra_info:
         return "truncated file: the Ogg stream ends without its end-of-stream page"
@@ -126,7 +138,7 @@ def _from_array(wave: Any, rate: Any) -> tuple[torch.Tensor, int]:
 
 
 def decode_audio(item: Any) -> tuple[torch.Tensor, int]:
-    """Decode one item (path, bytes or `(waveform, sample_rate)`) to float32 `[C, N]` and its sample rate."""
+    """Decode one item (path, bytes, binary file, `(waveform, rate)`) to float32 `[C, N]` and its sample rate."""
     if isinstance(item, tuple) and len(item) == 2:
         wave, rate = _from_array(*item)
     elif isinstance(item, (str, Path)):
@@ -137,11 +149,14 @@ def decode_audio(item: Any) -> tuple[torch.Tensor, int]:
             raise ItemError("empty file (0 bytes)")
         decoded = "" if p.suffix.lower() in VIDEO_SUFFIXES else _decode_sf(str(p))  # "": straight to FFmpeg
         wave, rate = _decode_av(str(p), decoded) if isinstance(decoded, str) else decoded
-    elif isinstance(item, (bytes, bytearray, memoryview)):
-        if len(item) == 0:
+    elif isinstance(item, (bytes, bytearray, memoryview)) or hasattr(item, "read"):
+        data = item.read() if hasattr(item, "read") else bytes(item)  # a binary file object, or bytes
+        if not isinstance(data, bytes):
+            raise ItemError("file object must be opened in binary mode")
+        if len(data) == 0:
             raise ItemError("empty input (0 bytes)")
-        decoded = _decode_sf(io.BytesIO(bytes(item)))
-        wave, rate = _decode_av(io.BytesIO(bytes(item)), decoded) if isinstance(decoded, str) else decoded
+        decoded = _decode_sf(io.BytesIO(data))
+        wave, rate = _decode_av(io.BytesIO(data), decoded) if isinstance(decoded, str) else decoded
     elif isinstance(item, (np.ndarray, torch.Tensor)):
         raise ItemError("a bare waveform needs its sample rate: pass (waveform, sample_rate)")
     else:
@@ -187,9 +202,7 @@ def _clips_into(
 
 def _write_normalised(fb: torch.Tensor, lengths: list[int], out: torch.Tensor, opts: dict[str, Any]) -> None:
     """Pad/crop log-mel `(m, mel, F)` into `out` `(m, mel, target)` and normalise, as (x - mean) / std."""
-    mean = torch.tensor(
-        [opts["mean"]], dtype=torch.float32
-    )  # one-element tensors, as torchvision's Normalize
+    mean = torch.tensor([opts["mean"]], dtype=torch.float32)  # one-element tensors, as in torchvision
     std = torch.tensor([opts["std"]], dtype=torch.float32)
     f = min(fb.shape[-1], opts["target_length"])
     torch.sub(fb[..., :f], mean, out=out[..., :f])
@@ -254,30 +267,30 @@ def _transform(decoded: list[tuple[str, torch.Tensor, int]], out: torch.Tensor, 
 def _decode_chunks(
     items: Sequence[Any], sample_rate: int, workers: int
 ) -> Iterator[tuple[list, list[Skipped]]]:
-    """Decode on `workers` threads, FILE_CHUNK items at a time with the next chunk decoding ahead.
+    """Decode on `workers` threads, yielding FILE_CHUNK items at a time while the next 2 chunks decode ahead.
 
     Yields `([(name, wave, rate), ...], [Skipped, ...])` per chunk, in input order.
     """
     with ThreadPoolExecutor(workers) as pool:  # libsndfile and FFmpeg release the GIL while decoding
-
-        def submit(s: int) -> list[Future]:
-            return [
-                pool.submit(_decode_checked, items[i], sample_rate)
-                for i in range(s, min(s + FILE_CHUNK, len(items)))
-            ]
-
-        pending = submit(0)
+        pending: deque[Future] = deque()
         for s in range(0, len(items), FILE_CHUNK):
-            done, pending = pending, submit(s + FILE_CHUNK)
+            while len(pending) < 3 * FILE_CHUNK and s + len(pending) < len(items):  # bounded look-ahead
+                pending.append(pool.submit(_decode_checked, items[s + len(pending)], sample_rate))
             decoded, bad = [], []
-            for i, fut in enumerate(done, start=s):
+            for i in range(s, min(s + FILE_CHUNK, len(items))):
                 try:
-                    decoded.append((describe(items[i]), *fut.result()))
+                    decoded.append((_name(items[i]), *pending.popleft().result()))
                 except Exception as e:  # every bad item is reported, by index and name
-                    bad.append(
-                        Skipped(i, describe(items[i]), str(e) if isinstance(e, ItemError) else repr(e))
-                    )
+                    reason = str(e) if isinstance(e, ItemError) else repr(e)
+                    bad.append(Skipped(i, _name(items[i]), reason))
             yield decoded, bad
+
+
+def _name(item: Any) -> str:
+    """How an item is named in errors and warnings: its path, or its kind and size."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return f"<waveform {describe(item[0]).strip('<>')} at {item[1]!r} Hz>"
+    return describe(item)
 
 
 def _check_options(opts: dict[str, Any]) -> None:
@@ -308,7 +321,8 @@ def load_audio(
 ) -> torch.Tensor | LoadResult:
     """Audio files / bytes / (waveform, rate) → `[B, clips_per_file, 1, num_mel_bins, target_length]` float32."""
     check_errors(errors)
-    if isinstance(items, (str, Path, bytes, tuple)) or not isinstance(items, Sequence):
+    one_wave = isinstance(items, tuple) and len(items) == 2 and isinstance(items[1], (int, np.integer))
+    if one_wave or isinstance(items, (str, Path, bytes)) or not isinstance(items, Sequence):
         raise TypeError(
             f"expected a list of audio items, got {type(items).__name__}; wrap a single item in a list"
         )

@@ -3,8 +3,9 @@
 torchaudio.functional.resample (sinc_interp_hann, lowpass_filter_width=6, rolloff=0.99) reduces both rates by
 their gcd to (orig, new), builds `new` polyphase filters of length 2*width + orig and runs them as one strided
 conv1d. We rebuild the same kernel from the math (in the waveform's dtype, like torchaudio) and cache it per
-rate pair. `resample_many` packs many signals of one rate into a single zero-separated buffer so that a whole
-rate group is resampled by one conv, with exactly the per-signal result (each signal sees only its own zeros).
+rate pair. `resample_many` lays the signals of one rate end to end in zero-separated buffers of about PIECE
+samples and runs the strided conv over each as a few banded matmuls (`_banded_plan`); every signal sees only
+its own zeros, so the result is the per-signal one (on the fixtures, bit for bit).
 """
 
 import math
@@ -45,7 +46,7 @@ def sinc_kernel(
 
 @lru_cache(maxsize=64)
 def _banded_plan(orig_freq: int, new_freq: int, dtype: torch.dtype) -> tuple[int, int, list]:
-    """The strided conv as a blocked matmul: `(R, span, [(c0, c1, lo, hi, weights (c1-c0, hi-lo)), ...])`.
+    """The strided conv as a blocked matmul: `(R, span, [(c0, c1, lo, hi, weights (hi-lo, c1-c0)), ...])`.
 
     One matmul row holds R consecutive conv steps (R * orig input samples, `span` with the filter overhang) and
     yields R * new outputs. A phase's filter is nonzero over only ~2 * width taps of its 2 * width + orig, so
@@ -57,9 +58,7 @@ def _banded_plan(orig_freq: int, new_freq: int, dtype: torch.dtype) -> tuple[int
     taps = kernel.shape[1]
     reps = -(-128 // new)  # enough conv steps per row for ~128 output columns
     span = (reps - 1) * orig + taps
-    dense = torch.zeros(
-        reps * new, span, dtype=dtype
-    )  # (R*new, span), one shifted copy of the filters per step
+    dense = torch.zeros(reps * new, span, dtype=dtype)  # (R*new, span): the filters shifted once per step
     for q in range(reps):
         dense[q * new : (q + 1) * new, q * orig : q * orig + taps] = kernel
     keep = dense.abs() > 1e-12 * dense.abs().max()
@@ -68,7 +67,7 @@ def _banded_plan(orig_freq: int, new_freq: int, dtype: torch.dtype) -> tuple[int
         c1 = min(c0 + 16, reps * new)
         cols = keep[c0:c1].any(0).nonzero().flatten()
         lo, hi = int(cols[0]), int(cols[-1]) + 1
-        blocks.append((c0, c1, lo, hi, dense[c0:c1, lo:hi].contiguous()))
+        blocks.append((c0, c1, lo, hi, dense[c0:c1, lo:hi].t().contiguous()))
     return reps, span, blocks
 
 
@@ -85,10 +84,8 @@ def _strided_conv(buf: torch.Tensor, orig_freq: int, new_freq: int, num_steps: i
     step = max(1, PIECE // span)  # rows per matmul: temporaries stay small and cache-resident
     for r0 in range(0, rows, step):
         x = windows[r0 : r0 + step].contiguous()
-        y = buf.new_empty(reps * new, x.shape[0])  # (columns, rows): each block writes contiguous rows
-        for c0, c1, lo, hi, w in blocks:
-            torch.mm(w, x[:, lo:hi].t(), out=y[c0:c1])
-        out[r0 : r0 + step] = y.t()
+        for c0, c1, lo, hi, w in blocks:  # BLAS writes each column block in place (row stride R*new)
+            torch.mm(x[:, lo:hi], w, out=out[r0 : r0 + step, c0:c1])
     return out.view(-1)  # row r, column q*new + j -> output sample (r*reps + q)*new + j
 
 
@@ -121,7 +118,8 @@ def resample_many(waveforms: list[torch.Tensor], orig_freq: int, new_freq: int) 
     results, i = [], 0
     for w in waveforms:
         c = w.reshape(-1, w.shape[-1]).shape[0]
-        results.append(torch.stack(outs[i : i + c]).reshape(*w.shape[:-1], -1))
+        rows = outs[i][None] if c == 1 else torch.stack(outs[i : i + c])  # mono: a view, no copy
+        results.append(rows.reshape(*w.shape[:-1], -1))
         i += c
     return results
 

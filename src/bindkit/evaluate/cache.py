@@ -61,7 +61,7 @@ class EmbeddingCache:
 
     def file_hash(self, path: str | Path) -> str:
         """Content hash of a file, re-read only when its size or mtime changed."""
-        p = Path(path).resolve()
+        p = Path(os.path.abspath(path))  # abspath, not resolve(): no symlink walk per file on re-runs
         st = p.stat()
         known = self._hashes.get(str(p))
         if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:

@@ -8,6 +8,7 @@ Paper settings: audio (ESC fold 1) lr 1.6e-3, weight decay 0.05, 50 epochs; dept
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -55,47 +56,44 @@ def sample_shots(labels, k: int, seed: int) -> np.ndarray:
 class LinearProbes:
     """S linear classifiers trained side by side: weight (S, D, C), bias (S, C)."""
 
-    weight: np.ndarray
-    bias: np.ndarray
+    weight: torch.Tensor
+    bias: torch.Tensor
 
-    def scores(self, x) -> np.ndarray:
+    def scores(self, x) -> torch.Tensor:
         """Logits (S, N, C) of every probe on features (N, D)."""
-        return as_numpy(x).astype(self.weight.dtype) @ self.weight + self.bias[:, None]
+        x = torch.as_tensor(as_numpy(x), dtype=self.weight.dtype)
+        return x @ self.weight + self.bias[:, None]
 
 
 def train_probes(x, y, num_classes: int, settings: ProbeSettings, seeds: Sequence[int]) -> LinearProbes:
     """Zero-initialised linear probes, one per seed, trained with AdamW (torch's update rule, weight decay on all
     parameters) and softmax cross-entropy on fixed features x (S, n, D), labels y (S, n); seed s shuffles batches.
 
-    Written in numpy and vectorised over seeds: thousands of tiny steps cost little here, whereas torch's per-op
-    overhead and thread start-up dominate at this size."""
-    x, y = as_numpy(x), as_numpy(y).astype(np.int64)
-    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+    Gradients are written out and the probes of all seeds step together (batched matmuls): thousands of tiny steps
+    would otherwise be dominated by autograd and optimizer overhead."""
+    x = torch.as_tensor(as_numpy(x))
+    x = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    y = torch.as_tensor(as_numpy(y), dtype=torch.long)
     S, n, D = x.shape
-    params = [np.zeros((S, D, num_classes), x.dtype), np.zeros((S, num_classes), x.dtype)]
-    m1, m2 = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    params = [x.new_zeros(S, D, num_classes), x.new_zeros(S, num_classes)]
+    m1, m2 = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
     b1, b2, eps, lr, wd = 0.9, 0.999, 1e-8, settings.lr, settings.weight_decay
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    bs, rows, step = min(settings.batch_size, n), np.arange(S)[:, None], 0
+    bs, rows, step = min(settings.batch_size, n), torch.arange(S)[:, None], 0
     for _ in range(settings.epochs):
-        perm = np.stack([torch.randperm(n, generator=g).numpy() for g in gens])  # (S, n)
-        for a in range(0, n, bs):
-            idx = perm[:, a : a + bs]  # (S, b)
+        perm = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (S, n)
+        for idx in perm.split(bs, dim=1):  # (S, b)
             xb, yb = x[rows, idx], y[rows, idx]  # (S, b, D), (S, b)
-            logits = xb @ params[0] + params[1][:, None]  # (S, b, C), batched BLAS
-            p = np.exp(logits - logits.max(-1, keepdims=True))
-            p /= p.sum(-1, keepdims=True)
-            p[rows, np.arange(idx.shape[1])[None], yb] -= 1.0  # d(mean CE)/d(logits) * b
-            grads = [xb.transpose(0, 2, 1) @ p / idx.shape[1], p.mean(1)]
+            p = torch.softmax(torch.baddbmm(params[1][:, None], xb, params[0]), -1)  # (S, b, C)
+            p[rows, torch.arange(idx.shape[1]), yb] -= 1.0  # b * d(mean CE)/d(logits)
+            grads = [torch.bmm(xb.transpose(1, 2), p) / idx.shape[1], p.mean(1)]
             step += 1
             for par, g, u, v in zip(params, grads, m1, m2, strict=True):
-                par *= 1 - lr * wd  # decoupled weight decay, applied first as torch.optim.AdamW does
-                u *= b1
-                u += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
-                denom = np.sqrt(v) / np.sqrt(1 - b2**step) + eps
-                par -= lr / (1 - b1**step) * u / denom
+                par.mul_(1 - lr * wd)  # decoupled weight decay, applied first as torch.optim.AdamW does
+                u.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v.sqrt() / math.sqrt(1 - b2**step)).add_(eps)
+                par.addcdiv_(u, denom, value=-lr / (1 - b1**step))
     return LinearProbes(*params)
 
 
@@ -125,7 +123,7 @@ def few_shot(
     for k in shots:
         idx = np.stack([sample_shots(ytr, k, seed) for seed in seeds])  # (S, k * classes)
         probes = train_probes(xtr[idx], ytr[idx], c, settings, seeds)
-        runs = [topk_accuracy(s, yte, (1,))[1] for s in probes.scores(xte)]
+        runs = [topk_accuracy(s, yte, (1,))[1] for s in probes.scores(xte).double().numpy()]
         out[f"k={k}"] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
     out["settings"] = asdict(settings) | {"seeds": list(seeds), "normalize": normalize}
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,10 @@ import pyarrow as pa
 from bindkit.store.detect import encoder_of, normalize_kind
 
 INDEX_MIN_ROWS = 50_000  # below this an exact scan is fast enough (see docs/search.md)
-NPROBES = 32  # IVF partitions visited per query (tuned by benchmarks/bench_search.py)
-REFINE_FACTOR = 8  # exact re-ranking of refine_factor * k PQ candidates
+INDEX_TYPE = "IVF_RQ"  # RaBitQ codes: trains in seconds where PQ takes minutes, same recall after refinement
+INDEX_OPTIONS = {"sample_rate": 64, "max_iterations": 20}  # the IVF k-means: training vectors per partition
+NPROBES = 16  # IVF partitions visited per query (tuned by benchmarks/bench_search.py)
+REFINE_FACTOR = 10  # exact re-ranking of refine_factor * k quantised candidates
 META_COLUMNS = (
     "id",
     "path",
@@ -177,6 +178,7 @@ class Store:
             self.table.delete("id IN (" + ", ".join(quote(x) for x in ids[i : i + 1000]) + ")")
 
     def has_index(self) -> bool:
+        """True once the vector column has an ANN index."""
         return any(ix.columns == ["vector"] for ix in self.table.list_indices())
 
     def ensure_index(self, min_rows: int = INDEX_MIN_ROWS) -> bool:
@@ -191,16 +193,31 @@ class Store:
         self.build_index()
         return True
 
-    def build_index(self, partitions: int | None = None, sub_vectors: int | None = None) -> None:
-        """(Re)build the IVF-PQ index: sqrt(n) partitions and dim/8 sub-vectors (8 dims each) by default."""
-        from lancedb.index import IvfPq
+    def build_index(
+        self, index_type: str = INDEX_TYPE, partitions: int | None = None, **options: Any
+    ) -> None:
+        """(Re)build the ANN index: `IVF_RQ` (default), `IVF_PQ` (dim/8 sub-vectors), `IVF_SQ` or `IVF_HNSW_SQ`.
+
+        `partitions` defaults to n/4096 (about 4096 rows each); `options` go to LanceDB's index config (e.g.
+        `sample_rate`, `max_iterations`, `num_sub_vectors`) over `INDEX_OPTIONS`.
+        """
+        from lancedb import index
 
         n = self.count()
-        partitions = partitions or max(1, min(n // 64, round(math.sqrt(n))))
-        sub_vectors = sub_vectors or next(
-            s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0
-        )
-        cfg = IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub_vectors)
+        partitions = partitions or max(1, round(n / 4096))
+        options = {**INDEX_OPTIONS, **options}
+        if index_type == "IVF_PQ":
+            sub = next(s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0)
+            options = {"num_sub_vectors": sub, **options}
+        classes = {
+            "IVF_PQ": index.IvfPq,
+            "IVF_RQ": index.IvfRq,
+            "IVF_SQ": index.IvfSq,
+            "IVF_HNSW_SQ": index.IvfHnswSq,
+        }
+        if index_type not in classes:
+            raise ValueError(f"index_type must be one of {sorted(classes)}, got {index_type!r}")
+        cfg = classes[index_type](distance_type="cosine", num_partitions=partitions, **options)
         self.table.create_index("vector", config=cfg, replace=True)
 
     def optimize(self) -> None:
@@ -213,16 +230,12 @@ class Store:
         if vector.shape != (self.dim,):
             raise ValueError(f"query vector has shape {vector.shape}, the table holds {self.dim}-d vectors")
         clauses = [c for c in (kinds_filter(modalities), where) if c]
+        q = self.table.search(vector.astype(np.float32)).metric("cosine").limit(k)
         q = (
-            self.table.search(vector.astype(np.float32))
-            .metric("cosine")
-            .limit(k)
-            .select([*META_COLUMNS, "_distance"])
-        )
+            q.select([*META_COLUMNS, "_distance"]).nprobes(nprobes).refine_factor(refine_factor)
+        )  # no index: exact
         if clauses:
             q = q.where(" AND ".join(f"({c})" for c in clauses), prefilter=True)
-        if self.has_index():
-            q = q.nprobes(nprobes).refine_factor(refine_factor)
         return [_hit(r) for r in q.to_arrow().to_pylist()]
 
 

@@ -42,7 +42,9 @@ def crop_flip(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 2] = sx, 2 * p[:, 0] - 1
     theta[:, 1, 1], theta[:, 1, 2] = p[:, 3], 2 * p[:, 1] - 1
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
-    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False).to(x.dtype)
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False).to(
+        x.dtype
+    )
 
 
 def color_jitter(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:

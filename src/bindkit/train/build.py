@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
 import torch
 
-from bindkit.checkpoint import load_model, load_official_checkpoint
+from bindkit.checkpoint import CONFIG, load_model, load_official_checkpoint
 from bindkit.model import ImageBind
 from bindkit.registry import get_config, list_configs
 from bindkit.train.config import PairConfig, TrainConfig
@@ -23,7 +25,7 @@ def used_modalities(cfg: TrainConfig) -> list[str]:
     return out
 
 
-def _load_weights(source: str, modalities: list[str]) -> ImageBind:
+def _load_weights(source: str, modalities: list[str] | None) -> ImageBind:
     path = Path(source)
     if path.is_dir():
         return load_model(path, modalities=modalities)
@@ -33,29 +35,47 @@ def _load_weights(source: str, modalities: list[str]) -> ImageBind:
                             "folder nor an official checkpoint file")  # fmt: skip
 
 
+def folder_modalities(source: str | None) -> list[str]:
+    """Modalities of a bindkit model folder (read from its config.json), [] for anything else."""
+    path = Path(source) if source else None
+    if path is None or not (path / CONFIG).is_file():
+        return []
+    return list(json.loads((path / CONFIG).read_text())["encoders"])
+
+
+ARCH = ("modality", "width", "depth", "heads", "out_dim", "mlp_ratio", "bias_kv", "pre_ln", "input_shape", "kernel",
+        "stride", "vocab_size")  # fmt: skip
+
+
 def build_model(cfg: TrainConfig) -> ImageBind:
-    """The run's model: `cfg.model` (registry name: official random init; folder / .pth: its weights) restricted
-    to the used modalities, then `cfg.init`'s weights copied into every encoder it holds (architectures must match)."""
-    mods = used_modalities(cfg)
+    """The run's model. `cfg.model` gives the architecture and weights: a registry name (official random init;
+    modalities: the pairs', `init`'s and `carry`), a bindkit folder (all its modalities) or an official .pth (the
+    pairs' and `carry`). Then every encoder `init` holds replaces the run's (architectures must match), so binding to
+    a trained anchor keeps its text encoder for zero-shot use."""
+    mods = list(dict.fromkeys(used_modalities(cfg) + list(cfg.carry)))
     torch.manual_seed(cfg.seed)
     if cfg.model in list_configs():
-        model = ImageBind(get_config(cfg.model).select(mods))
+        arch = get_config(cfg.model)
+        model = ImageBind(
+            arch.select([m for m in arch.modalities if m in mods + folder_modalities(cfg.init)])
+        )
         for enc in model.encoders.values():
             init_encoder(enc)
     else:
-        model = _load_weights(cfg.model, mods)
+        model = _load_weights(cfg.model, None if Path(cfg.model).is_dir() else mods)
     if cfg.init:
-        path = Path(cfg.init)
-        have = load_model(path).config.modalities if path.is_dir() else mods
-        common = [m for m in mods if m in have]
+        have = folder_modalities(cfg.init) or mods
+        common = [m for m in model.encoders if m in have]
         if not common:
-            raise ValueError(f"init {cfg.init} holds none of the run's modalities {mods}")
+            raise ValueError(f"init {cfg.init} holds none of the model's modalities {list(model.encoders)}")
         src = _load_weights(cfg.init, common)
         for m in common:
-            if src.config.encoders[m] != model.config.encoders[m]:
-                raise ValueError(f"init {cfg.init}: the {m} encoder's config differs from the run's model "
-                                 f"({src.config.encoders[m]} vs {model.config.encoders[m]})")  # fmt: skip
-            model.encoders[m].load_state_dict(src.encoders[m].state_dict())
+            a, b = src.config.encoders[m], model.config.encoders[m]
+            diff = [f for f in ARCH if getattr(a, f) != getattr(b, f)]
+            if diff:
+                raise ValueError(f"init {cfg.init}: the {m} encoder differs from the run's model in {diff}")
+            model.encoders[m] = src.encoders[m]  # its config (scale, preprocess constants) comes along
+            model.config = dataclasses.replace(model.config, encoders={**model.config.encoders, m: a})
     return model
 
 

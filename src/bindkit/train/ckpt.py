@@ -1,12 +1,12 @@
 """Run checkpoints, all safetensors + JSON, written atomically (a temporary folder renamed into place).
 
-    checkpoints/step_00000100/
-      model/                 bindkit.save_model of the base weights (load with bindkit.load_model)
-      lora.safetensors       adapters, when the run trains LoRA
-      optimizer.safetensors  AdamW moments and step counts; param groups in the metadata
-      trainer.json           step, epoch, position in the epoch
-      rng-rank<r>.safetensors  each rank's torch generator state(s)
-    checkpoints/latest       name of the newest complete checkpoint
+checkpoints/step_00000100/
+  model/                 bindkit.save_model of the base weights (load with bindkit.load_model)
+  lora.safetensors       adapters, when the run trains LoRA
+  optimizer.safetensors  AdamW moments and step counts; param groups in the metadata
+  trainer.json           step, epoch, position in the epoch
+  rng-rank<r>.safetensors  each rank's torch generator state(s)
+checkpoints/latest       name of the newest complete checkpoint
 """
 
 from __future__ import annotations
@@ -122,6 +122,8 @@ def load_checkpoint(path: Path, model: ImageBind, opt: torch.optim.Optimizer, de
     load_optimizer(opt, path / "optimizer.safetensors")
     rng = path / f"rng-rank{dist.rank()}.safetensors"
     if not rng.is_file():
-        raise FileNotFoundError(f"{rng} is missing: resume with the same number of ranks as the run that saved it")
+        raise FileNotFoundError(
+            f"{rng} is missing: resume with the same number of ranks as the run that saved it"
+        )
     set_rng_state(load_file(rng), device)
     return json.loads((path / "trainer.json").read_text())

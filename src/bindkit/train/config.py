@@ -67,14 +67,14 @@ class PairConfig:
     data: Any = None  # a manifest path (JSONL / Parquet) or a PairDataset object
     name: str | None = None
     replication: float | None = None  # samples per epoch = len(data) * replication
-    temperature: float | str | None = None  # fixed tau, or "learnable" (the logit scale of a learnable encoder)
+    temperature: float | str | None = None  # fixed tau, or "learnable" (a trained text encoder's scale)
     batch_size: int | None = None  # global batch (all ranks, all accumulation steps)
     lr: float | None = None  # peak learning rate of the encoders this pair trains
     weight_decay: float | None = None
     grad_clip: float | None = None  # max global grad norm of this pair's trained parameters (0: off)
     drop_path: float | None = None  # stochastic depth rate of the trained encoders' trunks
     freq_mask: int | None = None  # SpecAugment frequency-mask width for audio inputs (0: off)
-    augment: bool = False  # seeded image augmentation: crop + flip shared by both sides, colour jitter on images
+    augment: bool = False  # seeded views: crop + flip shared by both sides, colour jitter on images
     views: int = 4  # augmented views cached per item when `augment` is on
     erase: float = 0.0  # random-erasing probability on the trained (non-image) side
     warmup_epochs: float | None = None
@@ -87,8 +87,9 @@ class TrainConfig:
     """A training run. `train(config)` resolves defaults, writes `run_dir/config.json` and trains."""
 
     pairs: list[PairConfig] = field(default_factory=list)
-    model: str = "imagebind_tiny"  # registry name, bindkit model folder, or official .pth (architecture + weights)
-    init: str | None = None  # optional weights (bindkit folder / official .pth) loaded into the encoders they cover
+    model: str = "imagebind_tiny"  # registry name, bindkit model folder or official .pth
+    init: str | None = None  # weights (bindkit folder / .pth) copied into the encoders they cover
+    carry: tuple[str, ...] = ()  # extra encoders kept (frozen) in the trained model, e.g. ("text",)
     encoders: dict[str, str] = field(default_factory=dict)  # modality -> train | frozen | lora
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     run_dir: str = "runs/train"
@@ -101,7 +102,7 @@ class TrainConfig:
     eps: float = 1e-6
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast for encoder forwards; loss and optimizer in fp32)
-    grad_accum: int = 1  # micro-batches per step (exact full-batch gradients: features cached, then re-forwarded)
+    grad_accum: int = 1  # micro-batches per step, with exact full-batch gradients
     grad_checkpointing: bool = False  # activation checkpointing on the trained trunks
     cache: bool = True  # frozen anchor embeddings computed once and cached on disk
     cache_dir: str | None = None  # default ~/.cache/bindkit/anchors
@@ -127,14 +128,25 @@ class TrainConfig:
         if isinstance(lora, dict):
             _check_keys(LoRAConfig, lora, "lora")
             lora = LoRAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in lora.items()})
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
+        for k in ("betas", "carry"):
+            if k in d:
+                d[k] = tuple(d[k])
         return cls(pairs=pairs, lora=lora, **d)
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read a JSON config file."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a JSON config file. Relative `pairs[].data`, `model` and `init` paths that exist next to the file
+        resolve against its folder (like paths inside a manifest)."""
+        path = Path(path)
+        cfg = cls.from_dict(json.loads(path.read_text()))
+
+        def near(v: Any) -> Any:
+            if isinstance(v, str) and not Path(v).is_absolute() and (path.parent / v).exists():
+                return str(path.parent / v)
+            return v
+
+        pairs = [dataclasses.replace(p, data=near(p.data)) for p in cfg.pairs]
+        return dataclasses.replace(cfg, pairs=pairs, model=near(cfg.model), init=near(cfg.init))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; in-memory datasets are described by their `describe()` string."""
@@ -176,7 +188,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         if all(modes[m] == "frozen" for m in p.modalities):
             raise ValueError(f"pair {p.name}: both encoders are frozen, nothing to train")
     _check_run(cfg)
-    return dataclasses.replace(cfg, pairs=pairs, encoders=modes)
+    return dataclasses.replace(cfg, pairs=pairs, encoders=modes, carry=tuple(canonical(m) for m in cfg.carry))
 
 
 def _resolve_pair(i: int, p: PairConfig) -> PairConfig:
@@ -210,6 +222,16 @@ def _check_run(cfg: TrainConfig) -> None:
         raise ValueError(f"steps must be >= 1, got {cfg.steps}")
     if cfg.lora.rank < 1 or not set(cfg.lora.modules) <= {"in_proj", "out_proj"}:
         raise ValueError(f"lora: rank must be >= 1 and modules a subset of in_proj/out_proj, got {cfg.lora}")
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """A JSON config file with top-level fields replaced (for CLI flags: resume, steps, run_dir, device, ...);
+    overrides that are None are ignored."""
+    cfg = TrainConfig.load(path)
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"unknown train config fields {sorted(unknown)}")
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def comparable(d: dict[str, Any]) -> dict[str, Any]:

@@ -107,10 +107,14 @@ class FilePairs(PairDataset):
         self.rows, self.source = list(rows), source
         self.root = Path(root) if root is not None else None
         self.options = options or {}
+        self.num_workers = 0  # loader threads per batch (the engine sets TrainConfig.num_workers)
         if not self.rows:
             raise ValueError(f"{source}: no rows")
         self.columns = tuple(self._column(m) for m in self.modalities)
-        self.items = tuple([self._item(r, c, m) for r in self.rows] for c, m in zip(self.columns, self.modalities, strict=True))
+        self.items = tuple(
+            [self._item(r, c, m) for r in self.rows]
+            for c, m in zip(self.columns, self.modalities, strict=True)
+        )
         self.times = [_times(r, i, source) for i, r in enumerate(self.rows)]
         labels = [r.get("label") for r in self.rows]
         self.labels = None if all(v is None for v in labels) else labels
@@ -162,7 +166,8 @@ class FilePairs(PairDataset):
         items = [self.items[side][i] for i in idx]
         times = [self.times[i][v] if self.times[i] else None for i, v in zip(idx, views, strict=True)]
         rows = [self.rows[i] for i in idx]
-        return load_side(cfg, items, rows, times, self.options.get(self.modalities[side], {}))
+        options = {"num_workers": self.num_workers, **self.options.get(self.modalities[side], {})}
+        return load_side(cfg, items, rows, times, options)
 
     def check(self) -> None:
         missing = []
@@ -268,7 +273,9 @@ class FileHasher:
             self._new = []
 
 
-def as_dataset(modalities: Sequence[str], data: Any, options: dict[str, dict[str, Any]] | None = None) -> PairDataset:
+def as_dataset(
+    modalities: Sequence[str], data: Any, options: dict[str, dict[str, Any]] | None = None
+) -> PairDataset:
     """A PairConfig's `data` (manifest path, list of row dicts, or PairDataset) as a PairDataset."""
     mods = (canonical(modalities[0]), canonical(modalities[1]))
     if isinstance(data, PairDataset):

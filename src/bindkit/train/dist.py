@@ -13,7 +13,11 @@ def setup(device: str) -> tuple[torch.device, bool]:
     """Join the process group `torchrun` describes (if any) and pick this rank's device -> (device, started_here)."""
     started = False
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "gloo"
+        backend = (
+            "nccl"
+            if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+            else "gloo"
+        )
         dist.init_process_group(backend, timeout=timedelta(minutes=30))
         started = True
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -31,7 +31,7 @@ from bindkit.train.build import build_model, configure, describe_model, learnabl
 from bindkit.train.cache import SHARD_ROWS, AnchorCache, fingerprint
 from bindkit.train.ckpt import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bindkit.train.config import TrainConfig, comparable, resolve
-from bindkit.train.data import FileHasher, PairDataset, TensorPairs, as_dataset
+from bindkit.train.data import FileHasher, FilePairs, PairDataset, TensorPairs, as_dataset
 from bindkit.train.lora import merge_lora, save_lora
 from bindkit.train.loss import local_clip_loss
 from bindkit.train.optim import lr_factor, param_groups, set_lr
@@ -54,7 +54,9 @@ class RunResult:
     checkpoint: Path | None  # newest checkpoint
     model_dir: Path | None  # final/model (bindkit.load_model) when the run finished
     lora_path: Path | None  # final/lora.safetensors when the run trained adapters
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # pair -> mean of its last 10 logged values
+    metrics: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # pair -> mean of its last 10 logged values
     model: ImageBind | None = None
 
 
@@ -78,22 +80,28 @@ class Trainer:
         self.datasets = [as_dataset(p.modalities, p.data, p.load_options) for p in cfg.pairs]
         for ds in self.datasets:
             ds.check()  # missing files stop the run here, before any compute
+            if isinstance(ds, FilePairs):
+                ds.num_workers = cfg.num_workers
         self.device, self._own_group = dist.setup(cfg.device)
         self.run_dir = Path(cfg.run_dir)
-        self._prepare_run_dir()
         self.model = (model if model is not None else build_model(cfg)).to(self.device)
         missing = [m for m in used_modalities(cfg) if m not in self.model.encoders]
         if missing:
             raise ValueError(f"the model has no {missing} encoder(s); it holds {list(self.model.encoders)}")
         self.modes = configure(self.model, cfg)
+        self._prepare_run_dir()
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self._group_settings()), betas=cfg.betas,
                                            eps=cfg.eps)  # fmt: skip
         self.plan = Plan([len(d) for d in self.datasets], [p.replication for p in cfg.pairs],
                          [p.batch_size for p in cfg.pairs], [self._views(i) for i in range(len(cfg.pairs))],
                          cfg.seed, dist.rank(), dist.world(), [p.name for p in cfg.pairs])  # fmt: skip
+        small = [p.name for p in cfg.pairs if p.batch_size // dist.world() < cfg.grad_accum]
+        if small:
+            raise ValueError(f"pairs {small}: the per-rank batch is smaller than grad_accum={cfg.grad_accum}")
         self.total, self.warmup = self._schedule()
         self.state = {"step": 0, "epoch": 0, "position": 0}
-        torch.manual_seed(cfg.seed + dist.rank())  # drop-path and per-step augmentation streams differ per rank
+        # Drop-path and per-step augmentation draw from torch's generator: one stream per rank.
+        torch.manual_seed(cfg.seed + dist.rank())
         if cfg.resume and (ck := latest_checkpoint(self.run_dir)) is not None:
             self.state = load_checkpoint(ck, self.model, self.optimizer, self.device)
         for i, p in enumerate(cfg.pairs):
@@ -101,7 +109,9 @@ class Trainer:
                 self.datasets[i].content_keys(0, self._hasher())
         self.sides = [self._sides(i) for i in range(len(cfg.pairs))]
         if dist.rank() == 0:
-            (self.run_dir / "model.json").write_text(json.dumps(describe_model(self.model, self.modes), indent=1))
+            (self.run_dir / "model.json").write_text(
+                json.dumps(describe_model(self.model, self.modes), indent=1)
+            )
         self.fwd = self._wrap()
         self._stop = False
 
@@ -143,14 +153,18 @@ class Trainer:
         total = cfg.steps or max(1, round((cfg.epochs or max(p.epochs for p in cfg.pairs)) * spe))
         if cfg.warmup_steps is not None:
             return total, min(cfg.warmup_steps, total)
-        warm_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else max(p.warmup_epochs for p in cfg.pairs)
+        warm_epochs = (
+            cfg.warmup_epochs if cfg.warmup_epochs is not None else max(p.warmup_epochs for p in cfg.pairs)
+        )
         return total, min(round(warm_epochs * spe), total // 10)  # short runs: at most a tenth is warm-up
 
     def _wrap(self) -> torch.nn.Module:
         if not dist.active():
             return self.model
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=len(self.cfg.pairs) > 1)
+        return DistributedDataParallel(
+            self.model, device_ids=ids, find_unused_parameters=len(self.cfg.pairs) > 1
+        )
 
     def _sides(self, i: int) -> list[Side]:
         """Both sides of pair i; frozen ones get their cache filled (each rank a share) and a row table."""
@@ -177,7 +191,8 @@ class Trainer:
         return self._file_hasher
 
     def _cache_root(self) -> Path:
-        return Path(self.cfg.cache_dir).expanduser() if self.cfg.cache_dir else Path.home() / ".cache/bindkit/anchors"
+        default = Path.home() / ".cache" / "bindkit" / "anchors"
+        return Path(self.cfg.cache_dir).expanduser() if self.cfg.cache_dir else default
 
     def _fill(self, i: int, s: int) -> tuple[AnchorCache, np.ndarray]:
         """Open side s's cache, embed what it lacks (the ranks share the work) and map (item, view) -> row."""
@@ -340,39 +355,37 @@ class Trainer:
     def run(self) -> RunResult:
         """Train to `total` steps (or until stopped), writing metrics, checkpoints, plots and the final model."""
         rank0 = dist.rank() == 0
-        metrics_path = self.run_dir / "metrics.jsonl"
         if rank0:
-            _truncate_metrics(metrics_path, self.state["step"])
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
         bar = tqdm(total=self.total, initial=self.state["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=not (self.cfg.progress and rank0))  # fmt: skip
         prev = self._install_sigterm()
         last: dict[str, list[dict[str, Any]]] = {}
-        checkpoint, t0, stopped = latest_checkpoint(self.run_dir), time.perf_counter(), False
+        checkpoint, stopped = latest_checkpoint(self.run_dir), False
         # File datasets load the next batch on a thread while this one trains; in-memory ones need no help.
         pool = None if all(isinstance(d, TensorPairs) for d in self.datasets) else ThreadPoolExecutor(1)
         it = self._batches()
         nxt = next(it)
         pending = pool.submit(self._prepare, nxt[2]) if pool else None
         try:
-            with open(metrics_path, "a") if rank0 else contextlib.nullcontext() as log:
+            with open(self.run_dir / "metrics.jsonl", "a") if rank0 else contextlib.nullcontext() as log:
                 while self.state["step"] < self.total:
                     epoch, pos, b = nxt
                     data = pending.result() if pending else None
                     nxt = next(it)
                     pending = pool.submit(self._prepare, nxt[2]) if pool else None
-                    rec = self._train_one(b, data, t0)
-                    self.state.update(epoch=epoch, position=pos + 1)
-                    rec["epoch"] = epoch
+                    self.state["epoch"] = epoch
+                    rec = self._train_one(b, data)
+                    self.state["position"] = pos + 1
                     last.setdefault(rec["pair"], []).append(rec)
-                    if rank0 and self.state["step"] % self.cfg.log_every == 0:
-                        log.write(json.dumps(rec) + "\n")
-                        log.flush()
-                    bar.update(1)
-                    bar.set_postfix({rec["pair"]: f"{rec['loss']:.3f}", "acc": f"{rec['acc']:.2f}"}, refresh=False)
+                    self._log(rec, log, bar)
                     stop = dist.any_rank(self._stop or self._session_done(), self.device)
-                    end = stop or self.state["step"] == self.total
-                    if end or self.state["step"] % self.cfg.checkpoint_every == 0:
-                        checkpoint = self._checkpoint(end)
+                    if (
+                        stop
+                        or self.state["step"] == self.total
+                        or self.state["step"] % self.cfg.checkpoint_every == 0
+                    ):
+                        checkpoint = self._checkpoint(last=stop or self.state["step"] == self.total)
                     if stop and self.state["step"] < self.total:
                         stopped = True
                         break
@@ -383,17 +396,23 @@ class Trainer:
             self._restore_sigterm(prev)
         return self._finish(stopped, checkpoint, last)
 
-    def _train_one(self, b: Batch, data: dict[int, torch.Tensor] | None, t0: float) -> dict[str, Any]:
-        p = self.cfg.pairs[b.pair]
+    def _train_one(self, b: Batch, data: dict[int, torch.Tensor] | None) -> dict[str, Any]:
+        """One optimizer step on batch `b`; returns its metrics record (averaged over ranks)."""
+        p, step = self.cfg.pairs[b.pair], self.state["step"]
         loss, acc = self.forward_backward(b, data)
         norm = self.optimizer_step(b.pair)
         loss, acc = dist.mean([loss, acc], self.device)
         self.state["step"] += 1
-        lr = self.optimizer.param_groups[0]["peak_lr"] * lr_factor(self.state["step"] - 1, self.total, self.warmup,
-                                                                    self.cfg.min_lr_ratio)  # fmt: skip
-        return {"step": self.state["step"], "pair": p.name, "loss": loss, "acc": acc,
-                "grad_norm": norm, "lr_factor": lr / self.optimizer.param_groups[0]["peak_lr"], "batch": p.batch_size,
-                "time": round(time.perf_counter() - t0, 4)}  # fmt: skip
+        return {"step": step + 1, "epoch": self.state["epoch"], "pair": p.name, "loss": loss, "acc": acc,
+                "grad_norm": norm, "lr_factor": lr_factor(step, self.total, self.warmup, self.cfg.min_lr_ratio),
+                "batch": p.batch_size, "time": round(time.perf_counter() - self._t0, 4)}  # fmt: skip
+
+    def _log(self, rec: dict[str, Any], log: Any, bar: tqdm) -> None:
+        if log is not None and rec["step"] % self.cfg.log_every == 0:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        bar.update(1)
+        bar.set_postfix({rec["pair"]: f"{rec['loss']:.3f}", "acc": f"{rec['acc']:.2f}"}, refresh=False)
 
     def _session_done(self) -> bool:
         n = self.cfg.stop_after
@@ -409,7 +428,7 @@ class Trainer:
         return path
 
     def _install_sigterm(self) -> Any:
-        self._start_step = self.state["step"]
+        self._start_step, self._t0 = self.state["step"], time.perf_counter()
         if threading.current_thread() is not threading.main_thread():
             return None
 
@@ -436,7 +455,9 @@ class Trainer:
         if not stopped and dist.rank() == 0:
             model_dir = save_model(self.model, self.run_dir / "final" / "model")
         dist.barrier()
-        summary = {k: {m: float(np.mean([r[m] for r in v[-10:]])) for m in ("loss", "acc")} for k, v in last.items()}
+        summary = {
+            k: {m: float(np.mean([r[m] for r in v[-10:]])) for m in ("loss", "acc")} for k, v in last.items()
+        }
         if self._own_group:
             torch.distributed.destroy_process_group()
         return RunResult(self.run_dir, self.state["step"], self.total, stopped, checkpoint, model_dir, lora_path,
@@ -446,7 +467,11 @@ class Trainer:
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop records past `step` (written by a run killed after its last checkpoint)."""
     if path.is_file():
-        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        keep = [
+            line
+            for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
         path.write_text("".join(line + "\n" for line in keep))
 
 

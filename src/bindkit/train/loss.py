@@ -66,5 +66,7 @@ def local_clip_loss(
     labels = torch.arange(a.shape[0], device=a.device) + rank * a.shape[0]
     loss = (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels)) / 2
     with torch.no_grad():
-        acc = ((logits_ab.argmax(1) == labels).float().mean() + (logits_ba.argmax(1) == labels).float().mean()) / 2
+        acc = (
+            (logits_ab.argmax(1) == labels).float().mean() + (logits_ba.argmax(1) == labels).float().mean()
+        ) / 2
     return loss, acc

@@ -21,7 +21,9 @@ def param_groups(model: nn.Module, settings: dict[str, tuple[float, float]]) -> 
                 (plain if p.ndim < 2 or any(s in name for s in NO_DECAY) else decay).append(p)
         for kind, params, w in (("decay", decay, wd), ("no_decay", plain, 0.0)):
             if params:
-                groups.append({"params": params, "lr": lr, "peak_lr": lr, "weight_decay": w, "name": f"{m}/{kind}"})
+                groups.append(
+                    {"params": params, "lr": lr, "peak_lr": lr, "weight_decay": w, "name": f"{m}/{kind}"}
+                )
     return groups
 
 

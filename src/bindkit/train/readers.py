@@ -112,7 +112,11 @@ def sunrgbd_pairs(root: str | Path, depth_folder: str = "depth_bfx",
     """
     from bindkit.data.depth import sunrgbd_focal
 
-    keep = None if samples is None else {s.strip("/").removeprefix("n/fs/sun3d/data/").strip("/") for s in samples}
+    keep = (
+        None
+        if samples is None
+        else {s.strip("/").removeprefix("n/fs/sun3d/data/").strip("/") for s in samples}
+    )
     rows = []
     for dirpath, dirnames, _ in sorted(os.walk(root)):
         d = Path(dirpath)
@@ -129,7 +133,9 @@ def sunrgbd_pairs(root: str | Path, depth_folder: str = "depth_bfx",
             row["label"] = (d / "scene.txt").read_text().strip()
         rows.append(row)
     if not rows:
-        raise FileNotFoundError(f"{root}: no SUN RGB-D sample folders (image/, {depth_folder}/, intrinsics.txt)")
+        raise FileNotFoundError(
+            f"{root}: no SUN RGB-D sample folders (image/, {depth_folder}/, intrinsics.txt)"
+        )
     return rows
 
 
@@ -144,7 +150,9 @@ def llvip_pairs(root: str | Path, split: str = "train") -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{root / 'visible' / split}: no .jpg files")
     unmatched = sorted(set(vis) ^ set(ir))
     if unmatched:
-        raise ValueError(f"{root}: {len(unmatched)} image(s) without a visible/infrared partner: {unmatched[:20]}")
+        raise ValueError(
+            f"{root}: {len(unmatched)} image(s) without a visible/infrared partner: {unmatched[:20]}"
+        )
     rows = []
     for stem in sorted(vis):
         row = {"image": str(vis[stem].resolve()), "thermal": str(ir[stem].resolve())}

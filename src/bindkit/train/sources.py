@@ -49,7 +49,9 @@ def shape_options(cfg: EncoderConfig) -> dict[str, Any]:
         opts["context_length"] = shape[0]
     elif m == "audio":
         frames = shape[2]  # a clip of exactly `frames` fbank frames (25 ms window, 10 ms hop), at most 2 s
-        opts.update(num_mel_bins=shape[1], target_length=frames, clip_duration=min(2.0, 0.025 + 0.01 * (frames - 1)))
+        opts.update(
+            num_mel_bins=shape[1], target_length=frames, clip_duration=min(2.0, 0.025 + 0.01 * (frames - 1))
+        )
     elif m == "imu":
         opts["length"] = shape[1]
     return {**opts, **cfg.preprocess}
@@ -73,7 +75,9 @@ def load_side(cfg: EncoderConfig, items: list[Any], rows: Sequence[dict[str, Any
     if m == "vision" and any(t is not None for t in times):
         return frames_at(items, times, cfg.input_shape[-1])
     if m == "audio" and any(t is not None for t in times):
-        items = [audio_at(p, t, shape_options(cfg)["clip_duration"]) for p, t in zip(items, times, strict=True)]
+        items = [
+            audio_at(p, t, shape_options(cfg)["clip_duration"]) for p, t in zip(items, times, strict=True)
+        ]
         options = {**options, "clips_per_file": 1}
     fn = loader(m)
     names = accepted(fn)

@@ -76,5 +76,7 @@ def class_prompts(templates: list[str] | None = None) -> list[list[str]]:
         try:
             fill(t, 0)
         except (KeyError, IndexError) as e:
-            raise ValueError(f"prompt template {t!r}: class prompts may use only {{word}} and {{numeral}}") from e
+            raise ValueError(
+                f"prompt template {t!r}: class prompts may use only {{word}} and {{numeral}}"
+            ) from e
     return [[fill(t, d) for t in templates] for d in range(10)]

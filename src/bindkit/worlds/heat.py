@@ -30,12 +30,14 @@ def bin_edges(start: np.ndarray, end: np.ndarray) -> np.ndarray:
 def thermal(d2_bins, start, end, half_width, surfaces, rngs, size: int) -> np.ndarray:
     """Thermal frames (n, size, size) float32 in [0, 1] from running-min distances at the bin edges (n, BINS, H, W)."""
     n = len(d2_bins)
-    p = np.array([r.uniform(0, 1, 8) for r in rngs])  # (n, 8) per-instance draws
+    p = np.array([r.uniform(0, 1, 8) for r in rngs], np.float32)  # (n, 8) per-instance draws
     scale = size / 64.0
     delay = 0.1 + 1.4 * p[:, 0]
     width = half_width * (1.5 + 0.4 * p[:, 1])  # a finger is wider than a pen
     cover = ink_alpha(d2_bins, width, np.full(n, 1.2 * scale))  # (n, BINS, H, W) drawn by each edge
-    fresh = np.diff(cover, axis=1, prepend=0.0).clip(0, None)  # trace laid in each bin
+    fresh = np.diff(cover, axis=1, prepend=np.zeros_like(cover[:, :1])).clip(
+        0, None
+    )  # trace laid in each bin
     centre = start[:, None] + (np.arange(BINS) + 0.5)[None] / BINS * (end - start)[:, None]
     age = (end + delay)[:, None] - centre  # (n, BINS) seconds
     diff = np.array([DIFFUSIVITY[s] for s in surfaces])[:, None] * (0.6 + 0.8 * p[:, 2:3]) * scale**2

@@ -60,7 +60,9 @@ def causal_lowpass(x: np.ndarray, lag_s: np.ndarray, rate: float) -> np.ndarray:
     kernel /= kernel.sum(1, keepdims=True)  # (n, T)
     padded = np.concatenate([np.repeat(x[:, :1], t, axis=1), x], axis=1)  # (n, 2T, D)
     size = 4 * t
-    y = np.fft.irfft(np.fft.rfft(padded, size, axis=1) * np.fft.rfft(kernel, size, axis=1)[..., None], size, axis=1)
+    y = np.fft.irfft(
+        np.fft.rfft(padded, size, axis=1) * np.fft.rfft(kernel, size, axis=1)[..., None], size, axis=1
+    )
     return y[:, t : 2 * t]
 
 

@@ -15,7 +15,9 @@ from .render import compose, ink_alpha, rasterize, segment_states
 from .seeds import rngs
 from .surfaces import INKS, light_field, surface_texture
 
-STATE_BUDGET = 12_000_000  # float32 cells of distance states per chunk (~48 MB)
+STATE_BUDGET = 6_000_000  # float32 cells of distance states per chunk (~24 MB)
+MAX_CHUNK = 256  # instances per chunk: bounds the windows and textures
+VIDEO_BUDGET = 8_000_000  # float32 cells of video frame temporaries per chunk (~32 MB each)
 
 
 def render_pixels(inst, want: set, size: int, frames: int, window: float) -> dict[str, np.ndarray]:
@@ -36,7 +38,10 @@ def render_pixels(inst, want: set, size: int, frames: int, window: float) -> dic
     times = np.take_along_axis(g.times, g.sparse_index, 1)
     strokes = np.take_along_axis(g.stroke, g.sparse_index, 1)
     pen = strokes[:, 1:] == strokes[:, :-1]
-    chunk = max(1, STATE_BUDGET // (at.shape[1] * size * size))
+    chunk = min(MAX_CHUNK, STATE_BUDGET // (at.shape[1] * size * size))
+    if "video" in want:
+        chunk = min(chunk, VIDEO_BUDGET // (frames * size * size * 3))
+    chunk = max(1, chunk)
     out = {m: [] for m in ("image", "video", "thermal", "depth") if m in want}
     for lo in range(0, n, chunk):
         c = slice(lo, min(n, lo + chunk))

@@ -108,25 +108,32 @@ def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_
         for r, q in zip(rngs, p, strict=True)
     ]
     wet = _convolve(words, irs)
-    bank = noise_bank(sample_rate)
     out = np.zeros((len(words), length), np.float32)
+    level = 10 ** ((-32 + 18 * p[:, 3]) / 20)  # speech RMS after the gain (dBFS -32..-14)
     for i, (w, q) in enumerate(zip(wet, p, strict=True)):
         w = w[:length]
-        rms = np.sqrt(np.mean(w**2)) + 1e-9
-        gain = 10 ** ((-32 + 18 * q[3]) / 20) / rms
         start = int(q[4] * (length - len(w)))
-        out[i, start : start + len(w)] = w * gain
+        out[i, start : start + len(w)] = w * (level[i] / (np.sqrt(np.mean(w**2)) + 1e-9))
+    out += _noise(rngs, p, level, length, sample_rate)
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def _noise(rngs, p: np.ndarray, level: np.ndarray, length: int, sample_rate: int) -> np.ndarray:
+    """Background (n, length): a crop of white/pink/brown noise at SNR 5-30 dB, a quarter with mains hum."""
+    bank = noise_bank(sample_rate)
+    t = np.arange(length) / sample_rate
+    hum = {
+        f: (np.sin(2 * np.pi * f * t) * (1 + np.sin(2 * np.pi * 3 * f * t))).astype(np.float32)
+        for f in (50, 60)
+    }
+    out = np.empty((len(p), length), np.float32)
+    for i, (r, q) in enumerate(zip(rngs, p, strict=True)):
         kind = NOISE_KINDS[int(q[5] * 3)]
-        offset = rngs[i].integers(0, len(bank[kind]) - length)
-        noise = bank[kind][offset : offset + length] * (rms * gain / 10 ** ((5 + 25 * q[6]) / 20))
-        if q[7] < 0.25:  # mains hum
-            mains = 50.0 if q[7] < 0.125 else 60.0
-            t = np.arange(length) / sample_rate
-            noise = noise + rms * gain * 0.05 * np.sin(2 * np.pi * mains * t) * (
-                1 + np.sin(2 * np.pi * 3 * mains * t)
-            )
-        out[i] += noise.astype(np.float32)
-    return np.clip(out, -1.0, 1.0)
+        offset = r.integers(0, len(bank[kind]) - length)
+        out[i] = bank[kind][offset : offset + length] * (level[i] / 10 ** ((5 + 25 * q[6]) / 20))
+        if q[7] < 0.25:
+            out[i] += 0.05 * level[i] * hum[50 if q[7] < 0.125 else 60]
+    return out
 
 
 def _stretch(wave: np.ndarray, factor: float) -> np.ndarray:

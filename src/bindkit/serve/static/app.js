@@ -7,10 +7,15 @@ let droppedFile = null;
 let present = {};  // kind -> number of stored items, from /health
 
 // The token travels in the URL fragment (never sent to the server in the URL), then lives in this tab only.
-(function takeToken() {
+function takeToken() {
   const m = location.hash.match(/token=([^&]+)/);
-  if (m) { sessionStorage.setItem("bindkit-token", decodeURIComponent(m[1])); history.replaceState(null, "", location.pathname); }
-})();
+  if (!m) return;
+  sessionStorage.setItem("bindkit-token", decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname);
+  $("token-box").hidden = true;
+}
+takeToken();
+window.addEventListener("hashchange", takeToken);  // a fragment typed into an open page does not reload it
 
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});

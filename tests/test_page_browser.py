@@ -1,0 +1,148 @@
+"""The search page end to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium).
+
+A person types a text and sees results of every kind; drops (uploads) an audio file and sees that very clip ranked
+first with similarity 1.000, image thumbnails that have loaded, colour-mapped depth and thermal previews, IMU plots
+and audio players.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from store_fixtures import ServerThread, shared_world
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is absent: install Debian's chromium and chromium-driver (CI does)",
+        allow_module_level=True,
+    )
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
+)
+
+from bindkit.serve import create_app  # noqa: E402
+from bindkit.store.store import item_id  # noqa: E402
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1280,1600")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    w = shared_world(tmp_path_factory)
+    with ServerThread(create_app(w["model"], w["db"])) as srv:
+        yield srv.url, w["media"]
+
+
+@pytest.fixture(scope="module")
+def locked_site(tmp_path_factory):
+    w = shared_world(tmp_path_factory)
+    with ServerThread(create_app(w["model"], w["db"], token="page-token")) as srv:
+        yield srv.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    profile = tempfile.mkdtemp(prefix="bindkit-chromium-")
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=opts)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver, script: str, timeout: float = 30):
+    """Poll a JS expression until it is truthy; return its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: d.execute_script("return " + script)
+    )
+
+
+def test_text_query_shows_every_kind(site, browser):
+    url, _ = site
+    browser.get(url + "/")
+    wait_for(browser, "document.querySelectorAll('input[name=kind]').length === 7")
+    assert "14 items" in browser.find_element("id", "health").text
+    box = browser.find_element("id", "query-text")
+    box.send_keys("a red square 0\n")
+    wait_for(browser, "document.querySelectorAll('.group').length === 7")
+    kinds = browser.execute_script(
+        "return [...document.querySelectorAll('.group')].map(g => g.dataset.modality)"
+    )
+    assert sorted(kinds) == sorted(["image", "video", "audio", "depth", "thermal", "imu", "text"])
+    first_text = browser.execute_script(
+        "return document.querySelector('.group[data-modality=text] .text').textContent"
+    )
+    assert first_text == "a red square 0"  # the identical caption ranks first
+    assert "results for text" in browser.find_element("id", "status").text
+
+
+def test_dropped_audio_finds_itself_and_renders_every_kind(site, browser):
+    url, media = site
+    browser.get(url + "/")
+    wait_for(browser, "document.querySelectorAll('input[name=kind]').length === 7")
+    wav = media["audio"][1]
+    browser.find_element("id", "file-input").send_keys(str(wav))
+    wait_for(browser, "document.querySelectorAll('.group').length === 7")
+    top = browser.execute_script(
+        "const c = document.querySelector('.group[data-modality=audio] .result');"
+        "return [c.dataset.id, c.querySelector('.score').textContent]"
+    )
+    assert top == [item_id(str(wav)), "1.000"]
+    assert browser.find_element("id", "file-name").text == wav.name
+    # every preview decoded in the browser: images, video frames, colour maps, IMU and waveform plots
+    loaded = "[...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
+    wait_for(browser, f"document.querySelectorAll('img.thumb').length === 12 && {loaded}")
+    audio_src = "[...document.querySelectorAll('.group[data-modality=audio] audio')].every(a => a.src.startsWith('blob:'))"
+    assert wait_for(browser, audio_src)
+    depth_is_colour = browser.execute_script(
+        "const img = document.querySelector('.group[data-modality=depth] img.thumb');"
+        "const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;"
+        "const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+        "const d = g.getImageData(0, 0, c.width, c.height).data; let diff = 0;"
+        "for (let i = 0; i < d.length; i += 4) diff += Math.abs(d[i] - d[i + 2]);"
+        "return diff / (d.length / 4)"
+    )
+    assert depth_is_colour > 5  # a colour map, not grey
+
+
+def test_bad_upload_shows_the_reason(site, browser, tmp_path):
+    url, _ = site
+    browser.get(url + "/")
+    wait_for(browser, "document.querySelectorAll('input[name=kind]').length === 7")
+    fake = tmp_path / "fake.png"
+    fake.write_text("this is not a picture")
+    browser.find_element("id", "file-input").send_keys(str(fake))
+    wait_for(browser, "document.getElementById('status').classList.contains('error')")
+    assert "does not look like a .png" in browser.find_element("id", "status").text
+
+
+def test_token_from_the_url_fragment(locked_site, browser):
+    """Behind a token the page asks for it; given in the URL fragment, it is sent as a bearer header."""
+    browser.get(locked_site + "/")
+    wait_for(browser, "document.querySelectorAll('input[name=kind]').length === 7")
+    browser.find_element("id", "query-text").send_keys("anything\n")
+    wait_for(browser, "!document.getElementById('token-box').hidden")
+    assert "access token" in browser.find_element("id", "status").text
+    browser.get(locked_site + "/#token=page-token")
+    wait_for(browser, "document.querySelectorAll('input[name=kind]').length === 7")
+    assert "token" not in browser.current_url  # removed from the address bar once read
+    browser.find_element("id", "query-text").send_keys("anything\n")
+    wait_for(browser, "document.querySelectorAll('.group').length === 7")
+    wait_for(
+        browser, "[...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
+    )
