@@ -26,7 +26,8 @@ def test_miss_then_hit_and_per_model_namespace(tmp_path):
     f = Counter()
     emb, st = c.get_or_compute("m1", "ds", ["a", "b", "c"], f)
     assert (st.hits, st.misses) == (0, 3) and f.calls == [[0, 1, 2]]
-    again, st = C.EmbeddingCache(tmp_path).get_or_compute("m1", "ds", ["c", "a"], f)  # a fresh instance reads disk
+    # a fresh instance reads what the first one stored
+    again, st = C.EmbeddingCache(tmp_path).get_or_compute("m1", "ds", ["c", "a"], f)
     assert (st.hits, st.misses) == (2, 0) and len(f.calls) == 1
     np.testing.assert_array_equal(again, emb[[2, 0]])
     _, st = c.get_or_compute("m2", "ds", ["a"], f)  # another model: nothing shared

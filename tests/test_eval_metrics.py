@@ -227,7 +227,7 @@ def torch_reference_probe(x, y, c, st, seed):
     return lin.weight.detach().numpy().T, lin.bias.detach().numpy()
 
 
-def test_numpy_probe_trainer_matches_torch_adamw():
+def test_probe_trainer_matches_torch_adamw():
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=(2, 37, 6)), rng.integers(0, 4, size=(2, 37))  # 37 items: a short last batch
     st = E.ProbeSettings(lr=1e-2, weight_decay=0.05, epochs=7, batch_size=8)

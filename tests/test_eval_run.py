@@ -263,3 +263,15 @@ def test_msrvtt_fusion_and_clotho_retrieval(world, tmp_path):
     m = rc["tasks"]["clotho"]["metrics"]
     assert m["text_to_item"]["n_queries"] == 10 and m["item_to_text"]["n_queries"] == 2
     assert m["item_to_text"]["R@5"] == 100.0  # five captions each among ten: any hit in the top 5 counts
+
+
+def test_task_roots(tmp_path):
+    from bindkit.evaluate.runner import task_roots
+
+    (tmp_path / "esc50").mkdir()
+    r = task_roots(["esc50", "esc50-fewshot", "nyud"], tmp_path)
+    assert r == {"esc50": [tmp_path / "esc50"], "esc50-fewshot": [tmp_path / "esc50"], "nyud": [tmp_path]}
+    assert task_roots(["a", "b"], ["x", "y"]) == {"a": [Path("x")], "b": [Path("y")]}
+    assert task_roots(["folder-pair"], ["q", "g"]) == {"folder-pair": [Path("q"), Path("g")]}
+    with pytest.raises(ValueError, match="no root given for tasks"):
+        task_roots(["a", "b"], {"a": "x"})

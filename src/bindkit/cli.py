@@ -36,6 +36,33 @@ def _configs(a: argparse.Namespace) -> None:
         print(name if not a.verbose else json.dumps(cfg.to_dict(), indent=1))
 
 
+def _train(a: argparse.Namespace) -> None:
+    from bindkit.train import load_config, train
+
+    cfg = load_config(a.config, resume=a.resume or None, run_dir=a.run_dir, steps=a.steps, device=a.device,
+                      precision=a.precision, stop_after=a.stop_after, cache_dir=a.cache_dir,
+                      progress=False if a.no_progress else None)  # fmt: skip
+    result = train(cfg)
+    print(f"run {result.run_dir}: step {result.step}/{result.total_steps}, model {result.model_dir}")
+
+
+def _eval(a: argparse.Namespace) -> None:
+    from bindkit.evaluate import run_eval
+
+    options: dict[str, dict[str, str]] = {}
+    for opt in a.option:
+        task_key, _, value = opt.partition("=")
+        task, _, key = task_key.partition(".")
+        options.setdefault(task, {})[key] = value
+    root = a.root[0] if len(a.root) == 1 else a.root
+    dtype = {"bf16": "bfloat16", "fp32": "float32"}.get(a.dtype, a.dtype)
+    run_eval(a.task, root, a.model, out=a.out, cache_dir=a.cache_dir, use_cache=not a.no_cache, device=a.device,
+             dtype=getattr(__import__("torch"), dtype) if dtype else None, batch_size=a.batch_size,
+             templates=a.templates, class_names=a.class_names, modality=a.modality or None, shots=a.shots,
+             seeds=a.seeds, checkpoint=a.checkpoint, on_error=a.on_error, limit=a.limit,
+             compare_paper=a.compare_paper or None, options=options or None)  # fmt: skip
+
+
 def _add(sub, name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help)
     p.set_defaults(fn=fn)
@@ -57,6 +84,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--config", default=None, help="registered config of an official .pth (default imagebind_huge)")
+    p = _add(sub, "train", _train, "bind a modality to a frozen image-text space (or train an anchor) from a config")
+    p.add_argument("--config", type=Path, required=True, help="a TrainConfig JSON file (see docs/training.md)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from the run directory's last checkpoint")
+    p.add_argument("--run-dir")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--device")
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--stop-after", type=int, help="checkpoint and stop after this many steps")
+    p.add_argument("--cache-dir", help="where frozen anchor embeddings are cached")
+    p.add_argument("--no-progress", action="store_true")
+    p = _add(sub, "eval", _eval, "run the paper's protocols on benchmark folders or any labelled folder")
+    p.add_argument("--task", action="append", required=True, help="esc50, clotho, audiocaps, nyud, sund, llvip, "
+                   "ego4d, msrvtt, audioset, vggsound, folder, ... (repeat for a Table 2 layout)")  # fmt: skip
+    p.add_argument("--root", action="append", required=True, type=Path, help="dataset folder (repeat per task)")
+    p.add_argument("--model", required=True, help="imagebind_huge, a bindkit model folder, or an official .pth")
+    p.add_argument("--out", type=Path, default=Path("eval_results.json"))
+    p.add_argument("--cache-dir", type=Path)
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=["fp32", "bf16"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--templates", help="a file of prompt templates with {} (default: the 80 CLIP templates)")
+    p.add_argument("--class-names", help="a file of class names (one per line)")
+    p.add_argument("--modality", action="append", default=[])
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--checkpoint", type=Path, help="official .pth for --model imagebind_huge")
+    p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items per task")
+    p.add_argument("--compare-paper", action="store_true", help="print the paper's numbers beside ours")
+    p.add_argument("--option", action="append", default=[], help="TASK.KEY=VALUE passed to a task's reader")
     p = _add(sub, "configs", _configs, "list the registered model configs")
     p.add_argument("--verbose", "-v", action="store_true")
     return ap

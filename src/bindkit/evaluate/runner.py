@@ -39,14 +39,15 @@ def task_roots(tasks: Sequence[str], root: Roots) -> dict[str, list[Path]]:
         missing = [t for t in tasks if t not in root]
         if missing:
             raise ValueError(f"no root given for tasks {missing}")
-        return {t: [Path(p) for p in _as_list(root[t])] for t in tasks}
-    roots = [Path(p) for p in _as_list(root)]
+        return {t: [Path(p).expanduser() for p in _as_list(root[t])] for t in tasks}
+    roots = [Path(p).expanduser() for p in _as_list(root)]
     if len(tasks) == 1:
         return {tasks[0]: roots}
     if len(roots) == len(tasks):
         return {t: [r] for t, r in zip(tasks, roots, strict=True)}
-    if len(roots) == 1:
-        return {t: [roots[0] / t if (roots[0] / t).is_dir() else roots[0]] for t in tasks}
+    if len(roots) == 1:  # a parent of per-dataset folders: <root>/esc50 serves esc50 and esc50-fewshot
+        subs = {t: [roots[0] / t, roots[0] / t.split("-")[0]] for t in tasks}
+        return {t: [next((d for d in subs[t] if d.is_dir()), roots[0])] for t in tasks}
     raise ValueError(
         f"{len(roots)} roots for {len(tasks)} tasks: give one, one per task, or a task->root mapping"
     )

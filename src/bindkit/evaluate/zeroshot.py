@@ -17,6 +17,7 @@ import torch
 
 from bindkit.evaluate.metrics import (
     as_numpy,
+    label_ranks,
     mean_average_precision,
     mean_per_class_recall,
     multi_hot,
@@ -128,6 +129,7 @@ def zero_shot(
     y = as_numpy(labels).astype(np.int64)
     acc = topk_accuracy(scores.numpy(), y, [k for k in ks if k <= c])
     out = {f"top{k}": v for k, v in acc.items()}
-    out["mean_per_class_recall"] = mean_per_class_recall(scores.argmax(1).numpy(), y, c)
+    right = label_ranks(scores.numpy(), y) == 0  # the same tie rule as top-1
+    out["mean_per_class_recall"] = mean_per_class_recall(np.where(right, y, -1), y, c)
     out["n"] = n
     return out

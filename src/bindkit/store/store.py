@@ -25,6 +25,14 @@ INDEX_TYPE = "IVF_RQ"  # RaBitQ codes: trains in seconds where PQ takes minutes,
 INDEX_OPTIONS = {"sample_rate": 64, "max_iterations": 20}  # the IVF k-means: training vectors per partition
 NPROBES = 16  # IVF partitions visited per query (tuned by benchmarks/bench_search.py)
 REFINE_FACTOR = 10  # exact re-ranking of refine_factor * k quantised candidates
+HIT_COLUMNS = (
+    "id",
+    "path",
+    "modality",
+    "label",
+    "meta",
+    "text",
+)  # what a result shows (each column fetched costs)
 META_COLUMNS = (
     "id",
     "path",
@@ -230,10 +238,13 @@ class Store:
         if vector.shape != (self.dim,):
             raise ValueError(f"query vector has shape {vector.shape}, the table holds {self.dim}-d vectors")
         clauses = [c for c in (kinds_filter(modalities), where) if c]
-        q = self.table.search(vector.astype(np.float32)).metric("cosine").limit(k)
         q = (
-            q.select([*META_COLUMNS, "_distance"]).nprobes(nprobes).refine_factor(refine_factor)
-        )  # no index: exact
+            self.table.search(vector.astype(np.float32))
+            .metric("cosine")
+            .limit(k)
+            .select([*HIT_COLUMNS, "_distance"])
+        )
+        q = q.nprobes(nprobes).refine_factor(refine_factor)  # ignored without an index: the scan is exact
         if clauses:
             q = q.where(" AND ".join(f"({c})" for c in clauses), prefilter=True)
         return [_hit(r) for r in q.to_arrow().to_pylist()]

@@ -4,8 +4,12 @@ directly, so no global backend is switched."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+_warned: list[bool] = []  # warn about a missing matplotlib once per process
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -28,9 +32,16 @@ def smooth(values: list[float], k: int) -> list[float]:
 
 
 def plot_metrics(metrics: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write `loss.png` and `accuracy.png` (one line per pair, raw and smoothed) next to each other."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Write `loss.png` and `accuracy.png` (one line per pair, raw and smoothed); without matplotlib (the
+    `bindkit[train]` extra) log a warning once and write nothing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        if not _warned:
+            log.warning("matplotlib is not installed (pip install 'bindkit[train]'): run plots are skipped")
+            _warned.append(True)
+        return []
 
     records = [r for r in read_metrics(metrics) if "pair" in r]
     out_dir = Path(out_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from pathlib import Path
 
@@ -148,8 +149,6 @@ def read_audioset(
 
 def read_csv_lines(lines: list[str]) -> list[list[str]]:
     """Rows of comma+space separated, quoted CSV lines (AudioSet's segment files)."""
-    import csv
-
     return [[c.strip() for c in r] for r in csv.reader(lines, skipinitialspace=True)]
 
 
@@ -170,6 +169,7 @@ def read_vggsound(root: str | Path, split: str = "test", missing: str = "skip") 
         rows = [(*_split_name(r[0]), r[1]) for r in raw]
         vocab = sorted({r[2] for r in rows})
     media = index_files(root, AUDIO_EXTS + VIDEO_EXTS)
+    index = {c: i for i, c in enumerate(vocab)}
     items, labels, lost = [], [], []
     for yt, start, label in rows:
         p = _clip_file(media, yt, start)
@@ -177,7 +177,7 @@ def read_vggsound(root: str | Path, split: str = "test", missing: str = "skip") 
             lost.append((f"{yt}_{int(start):06d}", "no media file"))
             continue
         items.append(Item(p))
-        labels.append(vocab.index(label))
+        labels.append(index[label])
     check_missing("vggsound", lost, missing)
     ds = EvalDataset(
         "vggsound", "audio", "classification", items, vocab, labels=labels, missing=lost, root=root

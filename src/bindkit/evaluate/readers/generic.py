@@ -65,10 +65,11 @@ def read_folder(
     split_dirs = [s for s in ("train", "test") if (root / s).is_dir()]
     parts = [(s, *_scan(root / s)) for s in split_dirs] if split_dirs else [(None, *_scan(root))]
     classes = sorted({c for _, cs, _, _ in parts for c in cs})
+    index = {c: i for i, c in enumerate(classes)}
     items, labels, splits = [], [], []
     for s, _, files, owners in parts:
         items += [Item(p) for p in files]
-        labels += [classes.index(c) for c in owners]
+        labels += [index[c] for c in owners]
         splits += [s] * len(files)
     if not items:
         raise FileNotFoundError(f"{root}: no files in class folders")
@@ -90,7 +91,8 @@ def read_labels_csv(
     lost = [str(it.path) for it in items if not it.path.is_file()]
     if lost:
         raise FileNotFoundError(f"{path}: {len(lost)} listed files are absent, e.g. {lost[:3]}")
-    labels = [classes.index(r["label"]) for r in rows]
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index[r["label"]] for r in rows]
     splits = [r["split"] for r in rows] if "split" in rows[0] else None
     return _dataset(name, path.parent, items, labels, classes, modality, class_names, splits)
 

@@ -54,7 +54,8 @@ def read_ego4d(
     check_missing("ego4d", lost, missing)
     vocab = sorted({r[2] for r in rows})
     items = [Item(p, window=w) for p, w, _ in rows]
-    labels = [vocab.index(s) for _, _, s in rows]
+    index = {s: i for i, s in enumerate(vocab)}
+    labels = [index[s] for _, _, s in rows]
     prompts = [[s.replace("_", " ")] for s in vocab]
     return EvalDataset("ego4d", "imu", "classification", items, vocab, prompts, labels=labels, missing=lost,
                        excluded=excluded, root=root)  # fmt: skip
