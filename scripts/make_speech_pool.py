@@ -33,10 +33,12 @@ ACCENTS = [
 ]
 VARIANTS = [
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "croak", "klatt", "klatt3", "grandpa",
+    "Andy", "Gene", "Lee", "max", "quincy", "robert", "michel", "edward",
     "f1", "f2", "f3", "f4", "f5", "Annie", "belinda", "linda", "steph", "aunty", "Alicia", "Andrea",
+    "steph2", "steph3", "anika", "grandma",
 ]  # fmt: skip
 TEST_VARIANTS = {"m3", "m7", "klatt3", "f2", "linda", "Alicia"}
-ACCENTS_PER_VARIANT = 5
+ACCENTS_PER_VARIANT = 4
 SAMPLE_RATE = 16000
 GAP = int(0.15 * SAMPLE_RATE)  # silence between words inside one voice file
 

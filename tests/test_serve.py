@@ -163,3 +163,43 @@ def test_token_and_binding(env):
         check_binding("0.0.0.0", None)
     with pytest.raises(ValueError, match="pass a token"):  # refused before anything is loaded or bound
         serve(host="0.0.0.0", model_dir="/nonexistent", store_dir="/nonexistent")
+
+
+def test_demo_run_is_found_and_its_test_split_embedded(env, tmp_path, capsys):
+    """`serve` with no model: a demo run's model/ and its test manifest (rows with `files`, as worlds.to_files
+    writes them) give the app; the store is built on the first start and only topped up on the next."""
+    import json
+    import shutil
+
+    from bindkit.serve.demo import demo_paths, latest_demo_run
+    from bindkit.serve.server import build_app
+
+    run = tmp_path / "runs" / "demo" / "2026-01-01"
+    shutil.copytree(env["model_dir"], run / "model")
+    split = run / "files" / "test"
+    rows = []
+    for i in range(2):
+        files = {}
+        for kind in ("image", "audio", "depth", "imu"):
+            src = env["media"][kind][i]
+            (split / kind).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, split / kind / src.name)
+            files[kind] = f"{kind}/{src.name}"
+        rows.append(
+            {"id": f"t{i}", "label": str(i), "split": "test", "caption": f"digit {i}", "files": files}
+        )
+    (split / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "runs" / "demo" / "latest").symlink_to(run)
+    assert latest_demo_run(tmp_path) == run.resolve()
+    model, store, data = demo_paths(run)
+    assert (model, store, data) == (run / "model", run / "store", [split / "manifest.jsonl"])
+    c = TestClient(build_app(demo_run=run, progress=False))
+    assert c.get("/health").json()["kinds"] == {"image": 2, "audio": 2, "depth": 2, "imu": 2, "text": 2}
+    res = c.post("/search", data={"text": "digit 1", "k": "1", "modalities": "text"}).json()["results"]
+    assert res[0]["text"] == "digit 1" and res[0]["label"] == "1" and res[0]["meta"]["split"] == "test"
+    assert "10 embedded" in capsys.readouterr().out
+    build_app(demo_run=run, progress=False)  # the second start finds the store complete
+    assert "0 embedded, 10 unchanged" in capsys.readouterr().out
+    assert Store.for_model(store, env["model"]).count() == 10
+    with pytest.raises(FileNotFoundError, match="no demo run"):
+        latest_demo_run(tmp_path / "elsewhere")

@@ -148,6 +148,14 @@ def test_rerun_is_idempotent_and_tracks_changes(world, tmp_path):
         == before[str(media / "audio" / "tone0.wav")]["vector"]
     )
     assert str(media / "depth" / "scan1.npy") not in after
+    # past the threshold the run ends with an ANN index; later rows are found before they are indexed
+    assert embed_paths([media], db, m, index_min_rows=10, progress=False).indexed
+    (media / "text" / "later.txt").write_text("written after the index")
+    r = embed_paths([media], db, m, index_min_rows=10, progress=False)
+    assert (r.embedded, r.indexed) == (1, True)
+    assert search(db, m, [("text", "written after the index", 1.0)], k=1)[0].path == str(
+        media / "text" / "later.txt"
+    )
 
 
 def test_interrupted_run_keeps_written_batches(world, tmp_path, monkeypatch):

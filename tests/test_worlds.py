@@ -173,7 +173,9 @@ def test_bad_input_is_named():
     x = w.sample("train", 2, modalities=())
     with pytest.raises(ValueError, match="no rendered modality"):
         to_files(x, "/nonexistent/never")
-    with pytest.raises(ValueError, match="image_size=64"):
+    with pytest.raises(
+        ValueError, match=r"laid out by a world with \(seed, image_size, window_seconds\)=\(0, 64, 2.0\)"
+    ):
         DigitsWorld(image_size=32).render(x, ("image",))
 
 

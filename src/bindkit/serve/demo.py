@@ -1,13 +1,16 @@
 """Where `bindkit serve` finds the latest demo run when given no model: its model and its test split as files.
 
-Contract with `bindkit demo` (documented in docs/search.md): a run directory holds `model/` (written by
-`bindkit.save_model`) and `test/manifest.jsonl`, one line per test-split file with `path` (relative to the
-manifest), `modality` and `label` (the digit). `runs/demo/latest` under the cache folder points at the newest run.
-The store is `store/` inside the run, built from the manifest on first start and reused afterwards.
+Contract with `bindkit demo` (see docs/search.md): the run directory holds `model/` (written by `bindkit.save_model`,
+its config carrying the loader constants in `preprocess`) and the test split written by `bindkit.worlds.to_files`
+(a `manifest.jsonl` with one row per instance and its `files`), preferably as `test/manifest.jsonl`; any
+`manifest.jsonl` under the run whose rows are of split `test`, or that lies in a folder named `test`, is found too.
+`runs/demo/latest` under the cache folder points at the newest run. The store is `store/` inside the run, built from
+the manifest on first start and only topped up afterwards.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bindkit.hub import default_cache_dir
@@ -23,11 +26,28 @@ def latest_demo_run(cache_dir: str | Path | None = None) -> Path:
     return link.resolve()
 
 
+def _is_test_manifest(path: Path, run: Path) -> bool:
+    if "test" in path.relative_to(run).parts[:-1]:
+        return True
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+    try:
+        return json.loads(first).get("split") == "test"
+    except (ValueError, AttributeError):
+        return False
+
+
 def demo_paths(run_dir: str | Path | None = None) -> tuple[Path, Path, list[Path]]:
-    """(model folder, store folder, [test manifest]) of a demo run (default: the latest)."""
-    run = Path(run_dir) if run_dir else latest_demo_run()
-    model, manifest = run / "model", run / "test" / "manifest.jsonl"
-    for need in (model / "config.json", manifest):
-        if not need.is_file():
-            raise FileNotFoundError(f"demo run {run} lacks {need.relative_to(run)}; re-run `bindkit demo`")
-    return model, run / "store", [manifest]
+    """(model folder, store folder, [test-split manifest]) of a demo run (default: the latest)."""
+    run = Path(run_dir).resolve() if run_dir else latest_demo_run()
+    model = run / "model"
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(
+            f"demo run {run} has no model/ (written by bindkit.save_model); re-run `bindkit demo`"
+        )
+    preferred = run / "test" / "manifest.jsonl"
+    found = [preferred] if preferred.is_file() else [p for p in sorted(run.rglob("manifest.jsonl"))
+                                                       if _is_test_manifest(p, run)]  # fmt: skip
+    if not found:
+        raise FileNotFoundError(f"demo run {run} has no test-split manifest.jsonl (bindkit.worlds.to_files)")
+    return model, run / "store", found[:1]

@@ -31,11 +31,23 @@ def image_thumb(path: Path, size: int = THUMB) -> bytes:
 
 
 def video_thumb(path: Path, size: int = THUMB) -> bytes:
-    """A video's first decodable frame, scaled."""
+    """The frame nearest the middle of a video (the first one if it cannot seek), scaled."""
     import av
 
     with av.open(str(path)) as container:
-        frame = next(container.decode(video=0))
+        stream = container.streams.video[0]
+        middle = None
+        if stream.duration and stream.time_base:
+            middle = (stream.start_time or 0) + stream.duration // 2
+            container.seek(
+                middle, stream=stream
+            )  # lands on the keyframe before; decode forward to the middle
+        frame = None
+        for frame in container.decode(stream):
+            if middle is None or frame.pts is None or frame.pts >= middle:
+                break
+        if frame is None:
+            raise ValueError("no decodable video frame")
         img = frame.to_image()
     img.thumbnail((size, size))
     return _png(img)

@@ -3,7 +3,9 @@
 Folders are walked recursively in sorted order; names starting with `.` are ignored. A manifest is a `.jsonl` file
 (one JSON object per line) or a `.csv` with a header naming a `path` column. Each row gives `path` (relative to the
 manifest's folder, or absolute) or, in JSONL only, an inline `text`; optional `modality` and `label`; any other
-fields are kept as metadata. Files whose kind cannot be decided are returned as skipped, with the reason.
+fields are kept as metadata. A row may instead map kinds to paths in `files` (one instance in several modalities,
+as `bindkit.worlds.to_files` writes them); its `caption` then becomes an inline text item too. Files whose kind
+cannot be decided are returned as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -70,27 +72,39 @@ def _manifest_rows(manifest: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _row_entries(row: dict[str, Any], manifest: Path, line: int, override: str | None) -> list[Entry]:
+    """The entries of one manifest row: its `path`, or each of its `files`, and its inline `text`/`caption`."""
+    src = str(manifest)
+    files = row.get("files")
+    if files is not None and not isinstance(files, dict):
+        raise DetectError("'files' must map modality names to paths")
+    text = row.get("text", row.get("caption") if files else None)
+    if not row.get("path") and not files and text is None:
+        raise DetectError("row has no 'path', 'files' or 'text'")
+    rest = {k: v for k, v in row.items() if k not in ("files", "text")}
+    entries = []
+    if text is not None:
+        if not isinstance(text, str) or not text.strip():
+            raise DetectError("'text' must be a non-empty string")
+        meta = {k: v for k, v in rest.items() if k not in ("label", "modality", "path", "caption")}
+        entries.append(Entry(f"{src}#L{line}", "text", src, str(row.get("label", "")), meta, text))
+    if row.get("path"):
+        entries.append(_file_entry((manifest.parent / str(row["path"])).resolve(), src, override, rest))
+    for kind, rel in (files or {}).items():
+        entries.append(
+            _file_entry((manifest.parent / str(rel)).resolve(), src, override, {**rest, "modality": kind})
+        )
+    return entries
+
+
 def _from_manifest(manifest: Path, override: str | None) -> tuple[list[Entry], list[tuple[str, str]]]:
     entries, skipped = [], []
-    src = str(manifest)
     for i, row in enumerate(_manifest_rows(manifest)):
         line = row.pop("_line", i + 2)  # CSV: header is line 1
-        where = f"{manifest}:{line}"
         try:
-            if "text" in row and not row.get("path"):
-                if not isinstance(row["text"], str) or not row["text"].strip():
-                    raise DetectError("'text' must be a non-empty string")
-                meta = {k: v for k, v in row.items() if k not in ("text", "label", "modality")}
-                entries.append(
-                    Entry(f"{src}#L{line}", "text", src, str(row.get("label", "")), meta, row["text"])
-                )
-                continue
-            if not row.get("path"):
-                raise DetectError("row has neither 'path' nor 'text'")
-            path = (manifest.parent / str(row["path"])).resolve()
-            entries.append(_file_entry(path, src, override, row))
+            entries += _row_entries(row, manifest, line, override)
         except (DetectError, ValueError) as e:
-            skipped.append((where, str(e)))
+            skipped.append((f"{manifest}:{line}", str(e)))
     return entries, skipped
 
 

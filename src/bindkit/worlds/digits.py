@@ -186,10 +186,11 @@ class DigitsWorld:
     def render(self, inst: Instances, modalities=MODALITIES) -> Instances:
         """Fill the arrays of the requested modalities (in place; returns the same Instances)."""
         want = _modalities(modalities)
+        laid_out = (int(inst.entropy[0, 0]), inst.image_size, inst.window_seconds)
         _check(
-            (inst.image_size, inst.window_seconds) == (self.image_size, self.window_seconds),
-            f"these instances were laid out for image_size={inst.image_size}, window_seconds={inst.window_seconds}; "
-            f"this world has {self.image_size}, {self.window_seconds}",
+            laid_out == (self.seed, self.image_size, self.window_seconds),
+            f"these instances were laid out by a world with (seed, image_size, window_seconds)={laid_out}; "
+            f"this world has {(self.seed, self.image_size, self.window_seconds)}",
         )
         if want & {"image", "video", "thermal", "depth"}:
             arrays = render_pixels(inst, want, self.image_size, self.video_frames, self.window_seconds)

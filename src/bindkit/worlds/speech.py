@@ -1,10 +1,11 @@
 """Audio: a spoken number word from the shipped espeak-ng pool, with level, noise and reverberation added.
 
 The pool (`bindkit/assets/speech`, made once by `scripts/make_speech_pool.py`) holds every voice's ten words in
-Ogg/Opus files plus `manifest.json`; it is decoded once per process. At sampling time each clip gets a speed change
+Ogg/Vorbis files plus `manifest.json`; it is decoded once per process. At sampling time each clip gets a speed change
 (resampling by 0.9-1.1, which also shifts pitch), a seeded synthetic room impulse response (direct sound plus an
-exponentially decaying noise tail of random RT60), a level, a random offset in a fixed-length clip, and background
-noise (white, pink or brown, optionally with mains hum) at a random SNR.
+exponentially decaying noise tail of random RT60), a smooth random EQ (+-4 dB per cosine term, like a different
+microphone), a level, a random offset in a fixed-length clip, and background noise (white, pink or brown, a quarter
+with mains hum) at a random SNR.
 """
 
 import json
@@ -101,13 +102,13 @@ def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_
             f"the speech pool is {pool.sample_rate} Hz; sample_rate={sample_rate} is not supported"
         )
     length = int(round(seconds * sample_rate))
-    p = np.array([r.uniform(0, 1, 8) for r in rngs])  # (n, 8)
+    p = np.array([r.uniform(0, 1, 11) for r in rngs])  # (n, 11)
     words = [_stretch(pool.waves[k], 0.9 + 0.2 * q[0]) for k, q in zip(recording, p, strict=True)]
     irs = [
         impulse_response(r, 0.1 + 0.6 * q[1], 0.2 + 0.8 * q[2], sample_rate)
         for r, q in zip(rngs, p, strict=True)
     ]
-    wet = _convolve(words, irs)
+    wet = _convolve(words, irs, eq=8.0 * (p[:, 8:11] - 0.5))  # +-4 dB per cosine term
     out = np.zeros((len(words), length), np.float32)
     level = 10 ** ((-32 + 18 * p[:, 3]) / 20)  # speech RMS after the gain (dBFS -32..-14)
     for i, (w, q) in enumerate(zip(wet, p, strict=True)):
@@ -142,8 +143,13 @@ def _stretch(wave: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(np.arange(n) * factor, np.arange(len(wave)), wave).astype(np.float32)
 
 
-def _convolve(words: list[np.ndarray], irs: list[np.ndarray], chunk: int = 64) -> list[np.ndarray]:
-    """Full linear convolutions of each word with its impulse response, by float32 FFTs in cache-sized chunks."""
+def _convolve(
+    words: list[np.ndarray], irs: list[np.ndarray], eq: np.ndarray, chunk: int = 64
+) -> list[np.ndarray]:
+    """Each word convolved with its room and a smooth random EQ (a microphone), by float32 FFTs in chunks.
+
+    eq (n, K): the EQ's gain in dB is sum_k eq_k cos(pi k f / nyquist).
+    """
     out = []
     for lo in range(0, len(words), chunk):
         ws, hs = words[lo : lo + chunk], irs[lo : lo + chunk]
@@ -152,7 +158,11 @@ def _convolve(words: list[np.ndarray], irs: list[np.ndarray], chunk: int = 64) -
         h = np.zeros((len(ws), nfft), np.float32)
         for i, (a, b) in enumerate(zip(ws, hs, strict=True)):
             w[i, : len(a)], h[i, : len(b)] = a, b
-        y = np.fft.irfft(np.fft.rfft(w, axis=1) * np.fft.rfft(h, axis=1), nfft, axis=1)
+        f = np.linspace(0.0, 1.0, nfft // 2 + 1)
+        k = np.arange(1, eq.shape[1] + 1)[:, None]
+        gain = 10 ** ((eq[lo : lo + chunk, :, None] * np.cos(np.pi * k * f)).sum(1) / 20)  # (c, F)
+        spec = np.fft.rfft(w, axis=1) * np.fft.rfft(h, axis=1) * gain.astype(np.float32)
+        y = np.fft.irfft(spec, nfft, axis=1)
         out += [
             y[i, : len(a) + len(b) - 1].astype(np.float32)
             for i, (a, b) in enumerate(zip(ws, hs, strict=True))

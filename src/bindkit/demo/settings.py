@@ -1,0 +1,91 @@
+"""The demo's sizes and schedules (full, quick and tiny presets) and its model config, `imagebind_demo`.
+
+The demo model is ImageBind's architecture scaled to the digits world and a 2-core CPU: width 64, three blocks,
+64-d embeddings, and short token sequences (17 image/depth/thermal patches of 8 px on 32 px inputs, 48 audio
+patches of 16 x 16 on one 2-s 64-mel clip, 25 IMU windows of 16 samples, 24 text tokens).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from bindkit.config import ImageBindConfig
+from bindkit.registry import list_configs, register
+
+DEMO_CONFIG = "imagebind_demo"
+BOUND = ("audio", "depth", "thermal", "imu")  # the modalities bound to the image space
+
+
+def demo_config() -> ImageBindConfig:
+    """The demo model: imagebind's six encoders, small enough to train all of them in minutes on 2 cores."""
+    w, d, h = 64, 3, 4
+    kw = dict(out_embed_dim=64, kernel_size=(2, 8, 8), audio_kernel_size=16, audio_stride=16, audio_num_mel_bins=64,
+              audio_target_len=198, depth_kernel_size=8, thermal_kernel_size=8, imu_kernel_size=16,
+              audio_drop_path=0.0, imu_drop_path=0.0)  # fmt: skip
+    for m in ("vision", "text", "audio", "depth", "thermal", "imu"):
+        kw |= {f"{m}_embed_dim": w, f"{m}_num_blocks": d, f"{m}_num_heads": h}
+    cfg = ImageBindConfig.from_official_kwargs(kw, name=DEMO_CONFIG)
+    enc = dict(cfg.encoders)
+    for m in ("vision", "depth", "thermal"):
+        enc[m] = dataclasses.replace(enc[m], input_shape=(enc[m].input_shape[0], 32, 32))
+    enc["text"] = dataclasses.replace(enc["text"], input_shape=(24,))
+    enc["imu"] = dataclasses.replace(enc["imu"], input_shape=(6, 400))
+    return dataclasses.replace(cfg, encoders=enc)
+
+
+def register_demo_config() -> None:
+    """Add `imagebind_demo` to the registry (once), so training runs can name it."""
+    if DEMO_CONFIG not in list_configs():
+        register(DEMO_CONFIG)(demo_config)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training run: optimizer steps, global batch, peak LR and per-modality temperatures."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    temperature: dict[str, float] = field(default_factory=dict)  # modality -> tau (default 0.1)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the world and schedules of the three training runs."""
+
+    name: str
+    n_train: int  # train-split instances (every bound modality + image + caption)
+    n_test: int  # held-out instances (every modality, video included), written as files
+    n_probe_pool: int  # train instances whose video is also rendered (few-shot pool for video)
+    anchor: Phase
+    bind: Phase  # (image, X) pairs, X in BOUND, against the frozen image encoder
+    text_paired: Phase  # (text, X) pairs against the frozen text encoder: the comparison row
+    shots: tuple[int, ...] = (1, 2, 4, 8)
+    probe_seeds: tuple[int, ...] = (0, 1, 2)
+    arithmetic_queries: int = 200
+
+
+FULL = DemoSettings(
+    "full", n_train=3000, n_test=600, n_probe_pool=200,
+    anchor=Phase(steps=500, batch_size=256, lr=2e-3, weight_decay=0.1),
+    bind=Phase(steps=800, batch_size=256, lr=2e-3),
+    text_paired=Phase(steps=800, batch_size=256, lr=2e-3),
+)  # fmt: skip
+QUICK = DemoSettings(
+    "quick", n_train=1000, n_test=300, n_probe_pool=100,
+    anchor=Phase(steps=150, batch_size=128, lr=2e-3, weight_decay=0.1),
+    bind=Phase(steps=240, batch_size=128, lr=2e-3),
+    text_paired=Phase(steps=240, batch_size=128, lr=2e-3),
+    arithmetic_queries=100,
+)  # fmt: skip
+TINY = DemoSettings(
+    "tiny", n_train=400, n_test=100, n_probe_pool=80,
+    anchor=Phase(steps=60, batch_size=64, lr=2e-3, weight_decay=0.1, warmup_steps=6),
+    bind=Phase(steps=80, batch_size=64, lr=2e-3, warmup_steps=8),
+    text_paired=Phase(steps=80, batch_size=64, lr=2e-3, warmup_steps=8),
+    arithmetic_queries=50,
+)  # fmt: skip
+PRESETS = {s.name: s for s in (FULL, QUICK, TINY)}
