@@ -114,7 +114,9 @@ def main() -> None:
     if image is not None:
         data = image.read_bytes()
         kinds["search by image upload"] = lambda c, i: c.post("/search", files={"file": ("q.png", data)})
-    _baseline(model, store, a.requests)
+    base = mp.get_context("spawn").Process(target=_baseline, args=(str(model), str(store), a.requests))
+    base.start()  # a fresh process like the server's, so both run torch under the same conditions
+    base.join()
     print(f"{'request':>24} {'clients':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
     for name, fn in kinds.items():
         for c in map(int, a.concurrency.split(",")):

@@ -68,9 +68,8 @@ class Service:
 
     def __init__(self, model: Any, store_dir: str | Path, table: str | None, max_upload: int):
         self.model = as_model(model)
-        self.store = Store.for_model(
-            store_dir, self.model, table, refresh_s=5.0
-        )  # a concurrent `embed` shows up
+        # refresh_s: rows written by a concurrent `bindkit embed` show up within seconds
+        self.store = Store.for_model(store_dir, self.model, table, refresh_s=5.0)
         self.max_upload = max_upload
         self.lock = threading.Lock()
 

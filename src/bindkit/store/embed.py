@@ -246,8 +246,12 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
                 distributed: bool | None = None) -> EmbedReport:  # fmt: skip
     """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring."""
     t0 = time.perf_counter()
-    model = as_model(model, device)
     rank, world = _dist(distributed)
+    if (
+        device is None and world > 1 and torch.cuda.is_available()
+    ):  # one GPU per rank, as torchrun numbers them
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    model = as_model(model, device)
     store = Store.for_model(store_dir, model, table)
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None
@@ -259,16 +263,14 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
         report.total, report.unchanged = len(entries), work["unchanged"]
         report.updated, report.deleted, report.failed = len(work["touch"]), len(work["stale"]), work["failed"]
     todo = _share(work["todo"] if work else None, rank, world)
-    failed = embed_entries(
-        model, store, todo[rank::world], batch_size, progress and rank == 0, f"embed {rank}/{world}"
-    )
+    desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
+    failed = embed_entries(model, store, todo[rank::world], batch_size, progress and rank == 0, desc)
     failed = _gather(failed, world)
     if rank == 0:
         report.embedded = len(todo) - len(failed)
         report.failed += failed
-        store.delete(
-            [item_id(p) for p, _ in failed]
-        )  # a changed file that now fails must not keep its old vector
+        # a file that changed and now fails must not keep its old vector
+        store.delete([item_id(p) for p, _ in report.failed])
         if todo or work["stale"] or work["touch"]:
             store.optimize()
         report.indexed = store.ensure_index(index_min_rows)

@@ -195,7 +195,7 @@ class Store:
 
     def has_index(self) -> bool:
         """True once the vector column has an ANN index."""
-        return any(ix.columns == ["vector"] for ix in self.table.list_indices())
+        return any(list(ix.columns) == ["vector"] for ix in self.table.list_indices())
 
     def ensure_index(self, min_rows: int = INDEX_MIN_ROWS) -> bool:
         """Build the ANN index once the table has `min_rows` rows; True if the table is indexed.
@@ -235,6 +235,7 @@ class Store:
             raise ValueError(f"index_type must be one of {sorted(classes)}, got {index_type!r}")
         cfg = classes[index_type](distance_type="cosine", num_partitions=partitions, **options)
         self.table.create_index("vector", config=cfg, replace=True)
+        self.table.create_index("id", config=index.BTree(), replace=True)  # `get` and upserts by id without a scan
 
     def optimize(self) -> None:
         """Compact the per-batch fragments and fold unindexed rows into the index."""

@@ -137,11 +137,10 @@ class DigitsWorld:
         self.sample_rate, self.imu_noise = sample_rate, imu_noise
         self.styles = writer_styles(seed, sum(writers))
         self.split_writers = {"train": np.arange(writers[0]), "test": writers[0] + np.arange(writers[1])}
-        self.pool = speech.load_pool()
         rng = np.random.default_rng(np.random.SeedSequence([seed, 104729]))
         self.writer_voice = {}
         for split, ws in self.split_writers.items():
-            voices = self.pool.split_voices(split)
+            voices = speech.split_voices(split)
             self.writer_voice.update({int(w): voices[int(rng.integers(len(voices)))] for w in ws})
 
     @property
@@ -156,7 +155,7 @@ class DigitsWorld:
 
     def voices(self, split: str) -> list[str]:
         """Voice identities used by a split."""
-        return self.pool.split_voices(_split(split))
+        return speech.split_voices(_split(split))
 
     def writers(self, split: str) -> np.ndarray:
         """Writer ids of a split."""
@@ -205,9 +204,10 @@ class DigitsWorld:
             )
             inst.imu = (clean + errors).astype(np.float32)
         if "audio" in want:
-            index = self.pool.index()
+            pool = speech.load_pool()  # decoded on first use
+            index = pool.index()
             rec = np.array([index[(v, int(d))] for v, d in zip(inst.voice, inst.digit, strict=True)])
-            inst.audio = speech.speak(self.pool, rec, _rngs(inst.entropy, "audio"), self.audio_seconds,
+            inst.audio = speech.speak(pool, rec, _rngs(inst.entropy, "audio"), self.audio_seconds,
                                       self.sample_rate)  # fmt: skip
         return inst
 

@@ -34,10 +34,6 @@ class SpeechPool:
         """(voice, digit) -> recording index."""
         return {(v, int(d)): i for i, (v, d) in enumerate(zip(self.voice, self.digit, strict=True))}
 
-    def split_voices(self, split: str) -> list[str]:
-        """Voice identities of a split, sorted."""
-        return sorted(v for v, s in self.voices.items() if s == split)
-
 
 def pool_dir():
     """The folder of the shipped pool (a Traversable inside the package)."""
@@ -45,10 +41,20 @@ def pool_dir():
 
 
 @lru_cache(maxsize=1)
+def load_manifest() -> dict:
+    """The pool's manifest.json (cached)."""
+    return json.loads((pool_dir() / "manifest.json").read_text())
+
+
+def split_voices(split: str) -> list[str]:
+    """Voice identities of a split, sorted, from the manifest alone (no decoding)."""
+    return sorted(v["voice"] for v in load_manifest()["voices"] if v["split"] == split)
+
+
+@lru_cache(maxsize=1)
 def load_pool() -> SpeechPool:
-    """Read the manifest and decode every file once (about a second)."""
-    folder = pool_dir()
-    manifest = json.loads((folder / "manifest.json").read_text())
+    """Decode every file of the pool once per process (about a second)."""
+    folder, manifest = pool_dir(), load_manifest()
     cache, waves = {}, []
     for rec in manifest["recordings"]:
         if rec["file"] not in cache:
@@ -105,7 +111,7 @@ def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_
     p = np.array([r.uniform(0, 1, 11) for r in rngs])  # (n, 11)
     words = [_stretch(pool.waves[k], 0.9 + 0.2 * q[0]) for k, q in zip(recording, p, strict=True)]
     irs = [
-        impulse_response(r, 0.1 + 0.6 * q[1], 0.2 + 0.8 * q[2], sample_rate)
+        impulse_response(r, 0.1 + 0.4 * q[1], 0.2 + 0.6 * q[2], sample_rate)
         for r, q in zip(rngs, p, strict=True)
     ]
     wet = _convolve(words, irs, eq=8.0 * (p[:, 8:11] - 0.5))  # +-4 dB per cosine term
@@ -120,7 +126,7 @@ def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_
 
 
 def _noise(rngs, p: np.ndarray, level: np.ndarray, length: int, sample_rate: int) -> np.ndarray:
-    """Background (n, length): a crop of white/pink/brown noise at SNR 5-30 dB, a quarter with mains hum."""
+    """Background (n, length): a crop of white/pink/brown noise at SNR 10-35 dB, a quarter with mains hum."""
     bank = noise_bank(sample_rate)
     t = np.arange(length) / sample_rate
     hum = {
@@ -131,7 +137,7 @@ def _noise(rngs, p: np.ndarray, level: np.ndarray, length: int, sample_rate: int
     for i, (r, q) in enumerate(zip(rngs, p, strict=True)):
         kind = NOISE_KINDS[int(q[5] * 3)]
         offset = r.integers(0, len(bank[kind]) - length)
-        out[i] = bank[kind][offset : offset + length] * (level[i] / 10 ** ((5 + 25 * q[6]) / 20))
+        out[i] = bank[kind][offset : offset + length] * (level[i] / 10 ** ((10 + 25 * q[6]) / 20))
         if q[7] < 0.25:
             out[i] += 0.05 * level[i] * hum[50 if q[7] < 0.125 else 60]
     return out
