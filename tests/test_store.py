@@ -268,3 +268,14 @@ def test_torchrun_two_ranks_fill_one_table(world, tmp_path):
     for p, row in got.items():
         twin = str(world["root"] / "media" / Path(p).relative_to(media))
         np.testing.assert_allclose(row["vector"], want[twin]["vector"], atol=2e-5)
+    # a second parallel run replaces a changed file's row (no duplicate) and drops a deleted one
+    shutil.copy(media / "images" / "img1.png", media / "images" / "img0.png")
+    (media / "text" / "note1.txt").unlink()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0 and "1 embedded" in out.stdout and "1 deleted" in out.stdout, (
+        out.stdout + out.stderr
+    )
+    ids = Store.for_model(db, world["model"]).rows(columns=("id",))["id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 5
+    img0 = stored(db, world["model"])[str(media / "images" / "img0.png")]["vector"]
+    np.testing.assert_allclose(img0, want[str(world["media"]["image"][1])]["vector"], atol=2e-5)

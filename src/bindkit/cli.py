@@ -63,6 +63,41 @@ def _eval(a: argparse.Namespace) -> None:
              compare_paper=a.compare_paper or None, options=options or None)  # fmt: skip
 
 
+def _embed(a: argparse.Namespace) -> None:
+    import torch.distributed as dist
+
+    from bindkit.store import embed_paths
+
+    report = embed_paths(a.paths, a.store, a.model, modality=a.modality, batch_size=a.batch_size, device=a.device,
+                         progress=not a.no_progress)  # fmt: skip
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        print(report.summary())
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _search(a: argparse.Namespace) -> None:
+    from bindkit.store import search
+
+    queries = [("text", t, 1.0) for t in a.text] + [("file", f, 1.0) for f in a.file]
+    if a.weight:
+        if len(a.weight) != len(queries):
+            raise SystemExit(f"--weight given {len(a.weight)} times for {len(queries)} queries (texts, then files)")
+        queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
+    if not queries:
+        raise SystemExit("give at least one --text or --file query")
+    kinds = a.modalities.split(",") if a.modalities else None
+    for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where):
+        print(f"{h.score:.4f}  {h.modality:8s} {h.path}")
+
+
+def _serve(a: argparse.Namespace) -> None:
+    from bindkit.serve import serve
+
+    serve(host=a.host, port=a.port, model_dir=a.model, store_dir=a.store, token=a.token, data=a.data or None,
+          demo_run=a.demo_run)  # fmt: skip
+
+
 def _add(sub, name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help)
     p.set_defaults(fn=fn)
@@ -115,6 +150,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N items per task")
     p.add_argument("--compare-paper", action="store_true", help="print the paper's numbers beside ours")
     p.add_argument("--option", action="append", default=[], help="TASK.KEY=VALUE passed to a task's reader")
+    p = _add(sub, "embed", _embed, "embed files of any modality into a LanceDB store (resumable, idempotent)")
+    p.add_argument("paths", nargs="+", help="files, folders or manifests (.jsonl/.csv)")
+    p.add_argument("--store", required=True)
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
+    p.add_argument("--modality", help="force the modality where a file is ambiguous (e.g. thermal)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device")
+    p.add_argument("--no-progress", action="store_true")
+    p = _add(sub, "search", _search, "query a store with text, files of any modality, or a weighted sum of them")
+    p.add_argument("--store", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--text", action="append", default=[])
+    p.add_argument("--file", action="append", default=[])
+    p.add_argument("--weight", type=float, action="append", default=[],
+                   help="one weight per query, texts first then files (embedding arithmetic)")  # fmt: skip
+    p.add_argument("--modalities", help="comma-separated kinds to return, e.g. image,depth")
+    p.add_argument("--where", help="a metadata filter, e.g. \"label = '7'\"")
+    p.add_argument("-k", type=int, default=10)
+    p = _add(sub, "serve", _serve, "the search service and web page (default: the latest demo run)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires --token")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", type=Path)
+    p.add_argument("--store", type=Path)
+    p.add_argument("--token")
+    p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
+    p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
     p = _add(sub, "configs", _configs, "list the registered model configs")
     p.add_argument("--verbose", "-v", action="store_true")
     return ap

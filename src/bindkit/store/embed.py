@@ -121,7 +121,8 @@ def plan(store: Store, entries: list[Entry], roots: list[str]) -> dict[str, Any]
         todo.append((e, rec))
     current = {e.path for e in entries}
     stale = [r["id"] for p, r in old.items() if p not in current and _under(r, roots)]
-    return dict(todo=todo, touch=touch, stale=stale, unchanged=unchanged, failed=failed)
+    changed = [rec["id"] for e, rec in todo if e.path in old]
+    return dict(todo=todo, touch=touch, stale=stale, changed=changed, unchanged=unchanged, failed=failed)
 
 
 def _touch(store: Store, recs: list[dict[str, Any]]) -> None:
@@ -147,8 +148,10 @@ def _load(model: Any, batch: list[tuple[Entry, dict]]) -> Any:
         return err
 
 
-def _write(model: Any, store: Store, batch: list[tuple[Entry, dict]], res: Any) -> list[tuple[str, str]]:
-    """Encode a loaded batch and commit its rows; returns the failures."""
+def _write(
+    model: Any, store: Store, batch: list[tuple[Entry, dict]], res: Any, append: bool
+) -> list[tuple[str, str]]:
+    """Encode a loaded batch and commit its rows (an upsert by id, or a plain append); returns the failures."""
     if isinstance(res, Exception):
         return [(e.path, f"{type(res).__name__}: {res}") for e, _ in batch]
     failed = [(batch[s.index][0].path, s.reason) for s in res.skipped]
@@ -161,7 +164,8 @@ def _write(model: Any, store: Store, batch: list[tuple[Entry, dict]], res: Any) 
         vecs = model.encode({name: res.tensor.to(device)})[name].cpu().numpy()
     except Exception as err:  # e.g. an input the encoder rejects: listed, not fatal
         return failed + [(batch[i][0].path, f"{type(err).__name__}: {err}") for i in keep]
-    store.upsert([{**batch[i][1], "vector": v.tolist()} for i, v in zip(keep, vecs, strict=True)])
+    rows = [{**batch[i][1], "vector": v.tolist()} for i, v in zip(keep, vecs, strict=True)]
+    store.append(rows) if append else store.upsert(rows)
     return failed
 
 
@@ -175,8 +179,11 @@ def _batches(todo: list[tuple[Entry, dict]], batch_size: int) -> list[list[tuple
 
 
 def embed_entries(model: Any, store: Store, todo: list[tuple[Entry, dict]], batch_size: int = 32,
-                  progress: bool = True, desc: str = "embed") -> list[tuple[str, str]]:  # fmt: skip
-    """Embed and write `todo` batch by batch (the next batch loads while this one encodes); returns failures."""
+                  progress: bool = True, desc: str = "embed", append: bool = False) -> list[tuple[str, str]]:  # fmt: skip
+    """Embed and write `todo` batch by batch (the next batch loads while this one encodes); returns failures.
+
+    `append=True` adds rows without matching ids (for ranks writing concurrently: appends never conflict).
+    """
     batches = _batches(todo, batch_size)
     failed: list[tuple[str, str]] = []
     with (
@@ -188,7 +195,7 @@ def embed_entries(model: Any, store: Store, todo: list[tuple[Entry, dict]], batc
             res = nxt.result()
             if i + 1 < len(batches):
                 nxt = pool.submit(_load, model, batches[i + 1])
-            failed += _write(model, store, batch, res)
+            failed += _write(model, store, batch, res, append)
             bar.update(len(batch))
     return failed
 
@@ -258,13 +265,16 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
     if rank == 0:
         entries, report.skipped, roots = collect(list(paths), modality)
         work = plan(store, entries, roots)
-        store.delete(work["stale"])
+        # ranks append concurrently, so the old rows of changed files go first (they are re-added below)
+        store.delete(work["stale"] + (work["changed"] if world > 1 else []))
         _touch(store, work["touch"])
         report.total, report.unchanged = len(entries), work["unchanged"]
         report.updated, report.deleted, report.failed = len(work["touch"]), len(work["stale"]), work["failed"]
     todo = _share(work["todo"] if work else None, rank, world)
     desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
-    failed = embed_entries(model, store, todo[rank::world], batch_size, progress and rank == 0, desc)
+    failed = embed_entries(
+        model, store, todo[rank::world], batch_size, progress and rank == 0, desc, world > 1
+    )
     failed = _gather(failed, world)
     if rank == 0:
         report.embedded = len(todo) - len(failed)

@@ -188,6 +188,11 @@ class Store:
                 data
             )
 
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows as they are (ids must be new: concurrent appends never conflict, upserts may)."""
+        if rows:
+            self.table.add(pa.Table.from_pylist(rows, schema=schema(self.dim)))
+
     def delete(self, ids: list[str]) -> None:
         """Remove rows by id."""
         for i in range(0, len(ids), 1000):
@@ -235,7 +240,9 @@ class Store:
             raise ValueError(f"index_type must be one of {sorted(classes)}, got {index_type!r}")
         cfg = classes[index_type](distance_type="cosine", num_partitions=partitions, **options)
         self.table.create_index("vector", config=cfg, replace=True)
-        self.table.create_index("id", config=index.BTree(), replace=True)  # `get` and upserts by id without a scan
+        self.table.create_index(
+            "id", config=index.BTree(), replace=True
+        )  # `get` and upserts by id without a scan
 
     def optimize(self) -> None:
         """Compact the per-batch fragments and fold unindexed rows into the index."""
