@@ -91,10 +91,14 @@ def run_case(config: str, modality: str, precision: str, reps: int) -> dict:
 
 def cosine_vs_fp32(rows: list[dict]) -> None:
     """Add the min cosine of bf16 / autocast embeddings to the fp32 ones of the same case."""
-    ref = {(r["config"], r["modality"]): torch.tensor(r["embedding"]) for r in rows if r["precision"] == "fp32"}
+    ref = {
+        (r["config"], r["modality"]): torch.tensor(r["embedding"]) for r in rows if r["precision"] == "fp32"
+    }
     for r in rows:
         base = ref.get((r["config"], r["modality"]))
-        r["cos_vs_fp32"] = None if base is None else F.cosine_similarity(torch.tensor(r["embedding"]), base).min().item()
+        r["cos_vs_fp32"] = (
+            None if base is None else F.cosine_similarity(torch.tensor(r["embedding"]), base).min().item()
+        )
 
 
 def main() -> None:
@@ -116,7 +120,9 @@ def main() -> None:
         for m in a.modalities:
             for p in a.precisions:
                 cmd = [sys.executable, __file__, "--case", f"{c}:{m}:{p}", "--reps", str(a.reps)]
-                rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+                rows.append(
+                    json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                )
     cosine_vs_fp32(rows)
     print(f"{'config':16} {'modality':8} {'precision':9} {'items/s':>9} {'GFLOP/item':>10} {'GFLOP/s':>8} "
           f"{'% peak':>7} {'peak MB':>8} {'cos fp32':>8}")  # fmt: skip

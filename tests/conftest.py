@@ -12,7 +12,9 @@ SHARED = REPO.parent / "shared"
 def shared_dir() -> Path:
     """The read-only `../shared` folder next to the checkout (CI lays it there too)."""
     if not SHARED.is_dir():
-        pytest.fail(f"reference folder {SHARED} is missing: the parity tests need ../shared next to the checkout")
+        pytest.fail(
+            f"reference folder {SHARED} is missing: the parity tests need ../shared next to the checkout"
+        )
     return SHARED
 
 

@@ -24,8 +24,10 @@ def test_convert_round_trip(fixtures_dir, tmp_path, capsys):
 
     ckpt = fixtures_dir / "model" / "checkpoint.pth"
     kwargs = json.loads((fixtures_dir / "model" / "config.json").read_text())["kwargs"]
-    assert _REGISTRY["imagebind_test"]().to_dict()["encoders"] == \
-        __import__("bindkit").ImageBindConfig.from_official_kwargs(kwargs).to_dict()["encoders"]
+    assert (
+        _REGISTRY["imagebind_test"]().to_dict()["encoders"]
+        == __import__("bindkit").ImageBindConfig.from_official_kwargs(kwargs).to_dict()["encoders"]
+    )
     main(["convert", str(ckpt), str(tmp_path / "folder"), "--config", "imagebind_test"])
     main(["convert", str(tmp_path / "folder"), str(tmp_path / "back.pth")])
     a, b = torch.load(ckpt, weights_only=True), torch.load(tmp_path / "back.pth", weights_only=True)

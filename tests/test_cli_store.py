@@ -1,10 +1,10 @@
 """`bindkit search` on the shared test store: the CLI prints what the library's `search` returns."""
 
 import pytest
-from store_fixtures import shared_world
 
 from bindkit.cli import main
 from bindkit.store import search
+from store_fixtures import shared_world
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,9 @@ def test_eval_on_a_labelled_folder(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / "data" / label).mkdir(parents=True)
         for i in range(3):
-            Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(tmp_path / "data" / label / f"{i}.png")
+            Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(
+                tmp_path / "data" / label / f"{i}.png"
+            )
     save_model(ImageBind(get_config("imagebind_tiny").select(["vision", "text"])), tmp_path / "model")
     main(["eval", "--task", "folder", "--root", str(tmp_path / "data"), "--model", str(tmp_path / "model"),
           "--out", str(tmp_path / "res.json"), "--cache-dir", str(tmp_path / "cache")])  # fmt: skip

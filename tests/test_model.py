@@ -62,7 +62,9 @@ def test_clip_average_then_renormalised(tiny):
     expected = per_clip.mean(1)  # official: average after scaling, no renormalisation
     torch.testing.assert_close(tiny({"audio": a})["audio"], expected)
     assert (expected.norm(dim=-1) < tiny.scale("audio")).all()
-    torch.testing.assert_close(tiny.encode({"audio": a})["audio"], expected / expected.norm(dim=-1, keepdim=True))
+    torch.testing.assert_close(
+        tiny.encode({"audio": a})["audio"], expected / expected.norm(dim=-1, keepdim=True)
+    )
 
 
 def test_image_equals_one_frame_video_and_static_clip(tiny):

@@ -16,7 +16,9 @@ CASES = ["vision_image", "vision_video", "audio", "depth", "thermal", "imu", "te
 def fixture(fixtures_dir):
     root = fixtures_dir / "model"
     meta = json.loads((root / "cases.json").read_text())
-    cfg = bindkit.ImageBindConfig.from_official_kwargs(json.loads((root / "config.json").read_text())["kwargs"])
+    cfg = bindkit.ImageBindConfig.from_official_kwargs(
+        json.loads((root / "config.json").read_text())["kwargs"]
+    )
     model = bindkit.load_official_checkpoint(root / "checkpoint.pth", config=cfg)
     return model, meta, load_file(root / "cases.safetensors"), root
 
@@ -40,8 +42,13 @@ def test_every_tensor_matches(fixture, case):
         items = x.flatten(0, 1) if x.ndim >= 5 else x
         enc.embed_items(items, trace)
         out = model({modality: x})[modality]
-    names = {f"{case}.preprocessor.tokens": trace["tokens"], f"{case}.trunk": trace["trunk"],
-             f"{case}.head": trace["head"], f"{case}.postprocessor": trace["post"], f"{case}.output": out}
+    names = {
+        f"{case}.preprocessor.tokens": trace["tokens"],
+        f"{case}.trunk": trace["trunk"],
+        f"{case}.head": trace["head"],
+        f"{case}.postprocessor": trace["post"],
+        f"{case}.output": out,
+    }
     keep = list(trace["keep"])
     if f"{case}.trunk.pre_ln" in mc["tensors"]:
         names[f"{case}.trunk.pre_ln"] = keep.pop(0)
@@ -89,7 +96,9 @@ def test_strict_loading_names_bad_keys(fixture):
 
 def test_partial_load_matches_full(fixture):
     model, _, t, root = fixture
-    part = bindkit.load_official_checkpoint(root / "checkpoint.pth", config=model.config, modalities=["audio", "text"])
+    part = bindkit.load_official_checkpoint(
+        root / "checkpoint.pth", config=model.config, modalities=["audio", "text"]
+    )
     assert set(part.encoders) == {"audio", "text"}
     x = t["audio.input"]
     with torch.no_grad():

@@ -12,7 +12,13 @@ from bindkit.config import ImageBindConfig, canonical
 from bindkit.model import ImageBind
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
-_STEM = {"vision": "rgbt_stem", "audio": "rgbt_stem", "thermal": "rgbt_stem", "depth": "depth_stem", "imu": "imu_stem"}
+_STEM = {
+    "vision": "rgbt_stem",
+    "audio": "rgbt_stem",
+    "thermal": "rgbt_stem",
+    "depth": "depth_stem",
+    "imu": "imu_stem",
+}
 _HEAD = {"norm": {"text": "proj.0"}, "proj": {"text": "proj.1", "imu": "3"}}  # default "0" / "2"
 _BLOCK = {"norm1.weight": "norm_1.weight", "norm1.bias": "norm_1.bias",
           "norm2.weight": "norm_2.weight", "norm2.bias": "norm_2.bias"}  # fmt: skip
@@ -47,8 +53,16 @@ def text_mask(n: int) -> torch.Tensor:
     return torch.full((n, n), float("-inf")).triu(1)
 
 
-_PRE_ORDER = ["pos_embed", "mask", "token_embedding", "cls_token", "rgbt_stem", "depth_stem", "imu_stem",
-              "pos_embedding_helper"]  # the official registration order inside each preprocessor
+_PRE_ORDER = [
+    "pos_embed",
+    "mask",
+    "token_embedding",
+    "cls_token",
+    "rgbt_stem",
+    "depth_stem",
+    "imu_stem",
+    "pos_embedding_helper",
+]  # the official registration order inside each preprocessor
 _GROUPS = ["modality_preprocessors", "modality_trunks", "modality_heads", "modality_postprocessors"]
 _ORDER = ["vision", "text", "audio", "depth", "thermal", "imu"]
 
@@ -94,8 +108,15 @@ def _check_keys(sd: dict[str, torch.Tensor], config: ImageBindConfig, kmap: dict
                                                              _modality_of(k) not in _ORDER))  # fmt: skip
     wrong = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {shapes[k]}"
                    for k in loaded & set(kmap) if tuple(sd[k].shape) != shapes[k])  # fmt: skip
-    problems = [f"{name} ({len(v)}): {v[:20]}" for name, v in
-                [("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)] if v]
+    problems = [
+        f"{name} ({len(v)}): {v[:20]}"
+        for name, v in [
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", wrong),
+        ]
+        if v
+    ]
     if problems:
         raise ValueError(f"checkpoint does not fit config {config.name!r}: " + "; ".join(problems))
 
@@ -116,9 +137,13 @@ def from_official_state_dict(sd: dict[str, torch.Tensor], config: ImageBindConfi
     return {b: sd[o] for o, b in kmap.items() if b}
 
 
-def load_official_checkpoint(path: str | Path, config: ImageBindConfig | None = None,
-                             modalities: list[str] | None = None, device: str | torch.device = "cpu",
-                             dtype: torch.dtype | None = None) -> ImageBind:
+def load_official_checkpoint(
+    path: str | Path,
+    config: ImageBindConfig | None = None,
+    modalities: list[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> ImageBind:
     """Load an official-format `.pth` (memory-mapped) into a bindkit model in eval mode.
 
     `config=None` means `imagebind_huge`; `modalities` loads only those encoders, so unused weights are never read.
@@ -132,8 +157,12 @@ def load_official_checkpoint(path: str | Path, config: ImageBindConfig | None = 
     return _materialise(config, from_official_state_dict(sd, config), device, dtype)
 
 
-def _materialise(config: ImageBindConfig, sd: dict[str, torch.Tensor], device: str | torch.device,
-                 dtype: torch.dtype | None) -> ImageBind:
+def _materialise(
+    config: ImageBindConfig,
+    sd: dict[str, torch.Tensor],
+    device: str | torch.device,
+    dtype: torch.dtype | None,
+) -> ImageBind:
     with torch.device("meta"):
         model = ImageBind(config)
     model.load_state_dict(sd, strict=True, assign=True)
@@ -155,8 +184,12 @@ def save_model(model: ImageBind, folder: str | Path) -> Path:
     return folder
 
 
-def load_model(folder: str | Path, modalities: list[str] | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = None) -> ImageBind:
+def load_model(
+    folder: str | Path,
+    modalities: list[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> ImageBind:
     """Load a folder written by `save_model` (optionally only some modalities) in eval mode."""
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():

@@ -82,7 +82,9 @@ def _search(a: argparse.Namespace) -> None:
     queries = [("text", t, 1.0) for t in a.text] + [("file", f, 1.0) for f in a.file]
     if a.weight:
         if len(a.weight) != len(queries):
-            raise SystemExit(f"--weight given {len(a.weight)} times for {len(queries)} queries (texts, then files)")
+            raise SystemExit(
+                f"--weight given {len(a.weight)} times for {len(queries)} queries (texts, then files)"
+            )
         queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
     if not queries:
         raise SystemExit("give at least one --text or --file query")
@@ -106,7 +108,9 @@ def _add(sub, name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    ap = argparse.ArgumentParser(prog="bindkit", description="ImageBind: one embedding space for six modalities.")
+    ap = argparse.ArgumentParser(
+        prog="bindkit", description="ImageBind: one embedding space for six modalities."
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     p = _add(sub, "example", _example, "embed generated inputs of every modality with a small random model")
     p.add_argument("--config", default="imagebind_tiny")
@@ -118,10 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "convert", _convert, "convert official .pth <-> bindkit folder (safetensors + config.json)")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
-    p.add_argument("--config", default=None, help="registered config of an official .pth (default imagebind_huge)")
-    p = _add(sub, "train", _train, "bind a modality to a frozen image-text space (or train an anchor) from a config")
-    p.add_argument("--config", type=Path, required=True, help="a TrainConfig JSON file (see docs/training.md)")
-    p.add_argument("--resume", action="store_true", help="continue exactly from the run directory's last checkpoint")
+    p.add_argument(
+        "--config", default=None, help="registered config of an official .pth (default imagebind_huge)"
+    )
+    p = _add(
+        sub,
+        "train",
+        _train,
+        "bind a modality to a frozen image-text space (or train an anchor) from a config",
+    )
+    p.add_argument(
+        "--config", type=Path, required=True, help="a TrainConfig JSON file (see docs/training.md)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue exactly from the run directory's last checkpoint"
+    )
     p.add_argument("--run-dir")
     p.add_argument("--steps", type=int)
     p.add_argument("--device")
@@ -132,8 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "eval", _eval, "run the paper's protocols on benchmark folders or any labelled folder")
     p.add_argument("--task", action="append", required=True, help="esc50, clotho, audiocaps, nyud, sund, llvip, "
                    "ego4d, msrvtt, audioset, vggsound, folder, ... (repeat for a Table 2 layout)")  # fmt: skip
-    p.add_argument("--root", action="append", required=True, type=Path, help="dataset folder (repeat per task)")
-    p.add_argument("--model", required=True, help="imagebind_huge, a bindkit model folder, or an official .pth")
+    p.add_argument(
+        "--root", action="append", required=True, type=Path, help="dataset folder (repeat per task)"
+    )
+    p.add_argument(
+        "--model", required=True, help="imagebind_huge, a bindkit model folder, or an official .pth"
+    )
     p.add_argument("--out", type=Path, default=Path("eval_results.json"))
     p.add_argument("--cache-dir", type=Path)
     p.add_argument("--no-cache", action="store_true")
@@ -158,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")
-    p = _add(sub, "search", _search, "query a store with text, files of any modality, or a weighted sum of them")
+    p = _add(
+        sub, "search", _search, "query a store with text, files of any modality, or a weighted sum of them"
+    )
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])

@@ -8,7 +8,9 @@ from bindkit.model import ImageBind
 from bindkit.registry import get_config
 
 
-def example_inputs(config_name: str = "imagebind_tiny", batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+def example_inputs(
+    config_name: str = "imagebind_tiny", batch: int = 2, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """Random model-layout inputs for every modality of a config (text: SOT, one word, EOT)."""
     cfg = get_config(config_name)
     g = torch.Generator().manual_seed(seed)
@@ -26,7 +28,9 @@ def run_example(config_name: str = "imagebind_tiny", batch: int = 2) -> dict[str
     out = model.encode(example_inputs(config_name, batch))
     print(f"{config_name}: {sum(p.numel() for p in model.parameters()):,} parameters (random weights)")
     for m, e in out.items():
-        print(f"  {m:8} -> {tuple(e.shape)}  norm {e.norm(dim=-1).mean():.3f}  logit scale {model.scale(m):.2f}")
+        print(
+            f"  {m:8} -> {tuple(e.shape)}  norm {e.norm(dim=-1).mean():.3f}  logit scale {model.scale(m):.2f}"
+        )
     names = list(out)
     sims = torch.stack([out[m][0] for m in names]) @ torch.stack([out[m][0] for m in names]).T
     print("cosine similarity of item 0 across modalities:")

@@ -37,8 +37,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "bindkit"
 
 
-def download(remote: Remote = IMAGEBIND_HUGE, cache_dir: str | Path | None = None, sha256: str | None = "",
-             progress: bool = True) -> Path:
+def download(
+    remote: Remote = IMAGEBIND_HUGE,
+    cache_dir: str | Path | None = None,
+    sha256: str | None = "",
+    progress: bool = True,
+) -> Path:
     """Download `remote` into `cache_dir/checkpoints/`, resuming a partial `.part` file; return the final path.
 
     `sha256=""` checks the recorded hash, `None` skips the check, any other value replaces the recorded hash.

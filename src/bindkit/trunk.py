@@ -16,7 +16,9 @@ class Trunk(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         hidden = int(cfg.width * cfg.mlp_ratio)
-        rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # linspace(0, rate, depth)
+        rates = [
+            cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)
+        ]  # linspace(0, rate, depth)
         self.pre_ln = nn.LayerNorm(cfg.width, eps=1e-6) if cfg.pre_ln else nn.Identity()
         causal = cfg.modality == "text"
         self.blocks = nn.ModuleList(

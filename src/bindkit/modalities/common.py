@@ -32,11 +32,15 @@ class TokenPrefix(nn.Module):
         if n_tokens == pos.shape[1]:
             return pos
         if not self.resizable:
-            raise ValueError(f"{self.modality}: got {n_tokens - 1} patches, the model needs exactly {pos.shape[1] - 1}")
+            raise ValueError(
+                f"{self.modality}: got {n_tokens - 1} patches, the model needs exactly {pos.shape[1] - 1}"
+            )
         old, new = pos.shape[1] - 1, n_tokens - 1
         side = math.isqrt(old)
         if side * side != old or math.isqrt(new) ** 2 != new:
-            raise ValueError(f"{self.modality}: cannot resize a {old}-patch positional embedding to {new} patches")
+            raise ValueError(
+                f"{self.modality}: cannot resize a {old}-patch positional embedding to {new} patches"
+            )
         grid = pos[:, 1:].float().reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, D, s, s)
         grid = F.interpolate(grid, scale_factor=math.sqrt(new / old), mode="bicubic")
         grid = grid.permute(0, 2, 3, 1).flatten(1, 2).to(pos.dtype)  # (1, new, D)

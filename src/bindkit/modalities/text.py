@@ -32,11 +32,18 @@ class TextStem(nn.Module):
     def validate(self, ids: torch.Tensor) -> None:
         """Integer ids [B, context], each row holding an EOT token, every id inside the vocabulary."""
         n = self.cfg.input_shape[0]
-        check_shape(ids, self.cfg, f"token ids [B,{n}] (use bindkit.data.tokenize)", ids.ndim == 2 and ids.shape[1] == n)
+        check_shape(
+            ids,
+            self.cfg,
+            f"token ids [B,{n}] (use bindkit.data.tokenize)",
+            ids.ndim == 2 and ids.shape[1] == n,
+        )
         if ids.is_floating_point() or ids.dtype == torch.bool:
             raise TypeError(f"text: expected integer token ids, got {ids.dtype}")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
             raise ValueError(f"text: token ids must lie in [0, {self.cfg.vocab_size})")
         missing = (~(ids == EOT_ID).any(dim=1)).nonzero().flatten().tolist()
         if missing:
-            raise ValueError(f"text: rows {missing} have no end-of-text token ({EOT_ID}); the head pools at EOT")
+            raise ValueError(
+                f"text: rows {missing} have no end-of-text token ({EOT_ID}); the head pools at EOT"
+            )

@@ -34,8 +34,10 @@ class VisionStem(nn.Module):
     def validate(self, x: torch.Tensor) -> None:
         """Check one batch (images 4-D, videos 6-D) before compute."""
         t = self.cfg.kernel[0]
-        ok = (x.ndim == 4 and x.shape[1] == 3) or (x.ndim == 5 and x.shape[2] == 3) or (
-            x.ndim == 6 and x.shape[2] == 3 and x.shape[3] in (1, t)
+        ok = (
+            (x.ndim == 4 and x.shape[1] == 3)
+            or (x.ndim == 5 and x.shape[2] == 3)
+            or (x.ndim == 6 and x.shape[2] == 3 and x.shape[3] in (1, t))
         )
         check_shape(x, self.cfg, f"images [B,3,H,W], image sets [B,S,3,H,W] or videos [B,S,3,{t},H,W] "
                     "(a single video must be 6-D)", ok)  # fmt: skip
