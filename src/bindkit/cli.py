@@ -100,37 +100,26 @@ def _serve(a: argparse.Namespace) -> None:
           demo_run=a.demo_run)  # fmt: skip
 
 
-def _add(sub, name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help, description=help)
-    p.set_defaults(fn=fn)
-    return p
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    ap = argparse.ArgumentParser(
-        prog="bindkit", description="ImageBind: one embedding space for six modalities."
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = _add(sub, "example", _example, "embed generated inputs of every modality with a small random model")
+def _args_example(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="imagebind_tiny")
     p.add_argument("--batch", type=int, default=2)
-    p = _add(sub, "download", _download, "fetch the official imagebind_huge.pth into the cache (resumable)")
+
+
+def _args_download(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path)
     p.add_argument("--sha256", help="accept a file with this sha256 instead of the recorded one")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
-    p = _add(sub, "convert", _convert, "convert official .pth <-> bindkit folder (safetensors + config.json)")
+
+
+def _args_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument(
         "--config", default=None, help="registered config of an official .pth (default imagebind_huge)"
     )
-    p = _add(
-        sub,
-        "train",
-        _train,
-        "bind a modality to a frozen image-text space (or train an anchor) from a config",
-    )
+
+
+def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config", type=Path, required=True, help="a TrainConfig JSON file (see docs/training.md)"
     )
@@ -144,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, help="checkpoint and stop after this many steps")
     p.add_argument("--cache-dir", help="where frozen anchor embeddings are cached")
     p.add_argument("--no-progress", action="store_true")
-    p = _add(sub, "eval", _eval, "run the paper's protocols on benchmark folders or any labelled folder")
+
+
+def _args_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", action="append", required=True, help="esc50, clotho, audiocaps, nyud, sund, llvip, "
                    "ego4d, msrvtt, audioset, vggsound, folder, ... (repeat for a Table 2 layout)")  # fmt: skip
     p.add_argument(
@@ -169,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N items per task")
     p.add_argument("--compare-paper", action="store_true", help="print the paper's numbers beside ours")
     p.add_argument("--option", action="append", default=[], help="TASK.KEY=VALUE passed to a task's reader")
-    p = _add(sub, "embed", _embed, "embed files of any modality into a LanceDB store (resumable, idempotent)")
+
+
+def _args_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="files, folders or manifests (.jsonl/.csv)")
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
@@ -177,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")
-    p = _add(
-        sub, "search", _search, "query a store with text, files of any modality, or a weighted sum of them"
-    )
+
+
+def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])
@@ -189,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", help="comma-separated kinds to return, e.g. image,depth")
     p.add_argument("--where", help="a metadata filter, e.g. \"label = '7'\"")
     p.add_argument("-k", type=int, default=10)
-    p = _add(sub, "serve", _serve, "the search service and web page (default: the latest demo run)")
+
+
+def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires --token")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", type=Path)
@@ -197,8 +192,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token")
     p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
-    p = _add(sub, "configs", _configs, "list the registered model configs")
+
+
+def _args_configs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
+
+
+COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argparse.ArgumentParser], None], str]] = [
+    ("example", _example, _args_example, "embed generated inputs of every modality with a small random model"),
+    ("download", _download, _args_download, "fetch the official imagebind_huge.pth into the cache (resumable)"),
+    ("convert", _convert, _args_convert, "convert official .pth <-> bindkit folder (safetensors + config.json)"),
+    ("train", _train, _args_train, "bind a modality to a frozen image-text space (or train an anchor) from a config",),
+    ("eval", _eval, _args_eval, "run the paper's protocols on benchmark folders or any labelled folder"),
+    ("embed", _embed, _args_embed, "embed files of any modality into a LanceDB store (resumable, idempotent)"),
+    ("search", _search, _args_search, "query a store with text, files of any modality, or a weighted sum of them"),
+    ("serve", _serve, _args_serve, "the search service and web page (default: the latest demo run)"),
+    ("configs", _configs, _args_configs, "list the registered model configs"),
+]  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per entry of COMMANDS."""
+    ap = argparse.ArgumentParser(
+        prog="bindkit", description="ImageBind: one embedding space for six modalities."
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, fn, add_args, help_ in COMMANDS:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        add_args(p)
     return ap
 
 
