@@ -100,6 +100,21 @@ def _serve(a: argparse.Namespace) -> None:
           demo_run=a.demo_run)  # fmt: skip
 
 
+def _demo(a: argparse.Namespace) -> None:
+    from bindkit.demo.pipeline import run_demo
+
+    result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress)
+    print((result.run_dir / "report.md").read_text())
+    print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="a smaller world and shorter training (about 2 minutes)")
+    p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+
+
 def _args_example(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="imagebind_tiny")
     p.add_argument("--batch", type=int, default=2)
@@ -199,6 +214,7 @@ def _args_configs(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argparse.ArgumentParser], None], str]] = [
+    ("demo", _demo, _args_demo, "the paper end to end on a generated six-modality world, offline, on the CPU"),
     ("example", _example, _args_example, "embed generated inputs of every modality with a small random model"),
     ("download", _download, _args_download, "fetch the official imagebind_huge.pth into the cache (resumable)"),
     ("convert", _convert, _args_convert, "convert official .pth <-> bindkit folder (safetensors + config.json)"),
