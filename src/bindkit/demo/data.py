@@ -49,7 +49,9 @@ def audio_options(world: DigitsWorld, config: ImageBindConfig) -> dict:
     _, mel, frames = config.encoders["audio"].input_shape
     clip = ((frames - 1) * 10 + 25) / 1000
     if clip > world.audio_seconds + 1e-9:
-        raise ValueError(f"audio input of {frames} frames needs {clip:.3f} s clips; the world's are {world.audio_seconds} s")
+        raise ValueError(
+            f"audio input of {frames} frames needs {clip:.3f} s clips; the world's are {world.audio_seconds} s"
+        )
     return {"clip_duration": clip, "clips_per_file": 1}
 
 

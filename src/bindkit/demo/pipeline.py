@@ -76,7 +76,9 @@ def run_demo(run_root: str | Path | None = None, quick: bool = False, seed: int 
     data = build_data(demo_config(), settings.n_train, settings.n_test, settings.n_probe_pool, seed)
     _log(progress, f"world built: {settings.n_train} train / {settings.n_test} test instances")
     anchor = train_anchor(data.train_inputs, settings.anchor, run / "train" / "anchor", seed, progress)
-    bound = train_bound(data.train_inputs, anchor.model_dir, settings.bind, run / "train" / "bind", seed, progress)
+    bound = train_bound(
+        data.train_inputs, anchor.model_dir, settings.bind, run / "train" / "bind", seed, progress
+    )
     paired = train_bound(data.train_inputs, anchor.model_dir, settings.text_paired, run / "train" / "text_paired",
                          seed, progress, via="text")  # fmt: skip
     model = _with_preprocess(bound.model, data)
@@ -103,7 +105,9 @@ def evaluate(model: ImageBind, paired: ImageBind, data: DemoData, s: DemoSetting
     y, prompts = labels(data.test), DigitsWorld.class_prompts()
     emb = test_embeddings(model, data.test_inputs)
     paired_emb = {m: embed(paired, m, data.test_inputs[m]) for m in BOUND}
-    zs = zero_shot_table(emb, paired_emb, class_embeddings(model, prompts), class_embeddings(paired, prompts), y)
+    zs = zero_shot_table(
+        emb, paired_emb, class_embeddings(model, prompts), class_embeddings(paired, prompts), y
+    )
     n = len(data.probe.digit)
     train_emb = {m: embed(model, m, data.train_inputs[m][:n]) for m in BOUND}
     train_emb["image"] = embed(model, "vision", data.train_inputs["vision"][:n])

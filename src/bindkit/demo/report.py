@@ -26,7 +26,9 @@ def markdown(r: dict) -> str:
         row = r["zero_shot"][m]
         tp = row.get("text_paired", {}).get("top1")
         gap = f"{row['gap']:+.1f}" if "gap" in row else "–"
-        lines.append(f"| {m} | {row['emergent']['top1']:.1f} | {'–' if tp is None else f'{tp:.1f}'} | {gap} |")
+        lines.append(
+            f"| {m} | {row['emergent']['top1']:.1f} | {'–' if tp is None else f'{tp:.1f}'} | {gap} |"
+        )
     lines += ["", "## Cross-modal retrieval, pairs never trained together (relevant = same digit)", "",
               "| query → gallery | R@1 | R@5 |", "|---|---|---|"]  # fmt: skip
     for pair in HEADLINE_PAIRS:
@@ -37,7 +39,9 @@ def markdown(r: dict) -> str:
     lines += ["", "## Few-shot linear probes, top-1 (%)", "", "| modality | " + " | ".join(shots) + " |",
               "|---|" + "---|" * len(shots)]  # fmt: skip
     for m, row in r["few_shot"].items():
-        lines.append(f"| {m} | " + " | ".join(f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k in shots) + " |")
+        lines.append(
+            f"| {m} | " + " | ".join(f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k in shots) + " |"
+        )
     a = r["arithmetic"]
     lines += ["", "## Embedding arithmetic: image (surface) + audio (spoken digit) → images", "",
               f"Share of the top {a['k']} showing both the image's surface and the spoken digit, over "

@@ -12,9 +12,16 @@ import torch
 import torch.nn.functional as F
 
 from bindkit.data import tokenize
-from bindkit.evaluate import compose, few_shot, nearest, retrieval, settings_for, share_with_attributes, zero_shot
+from bindkit.evaluate import (
+    compose,
+    few_shot,
+    nearest,
+    retrieval,
+    settings_for,
+    share_with_attributes,
+    zero_shot,
+)
 from bindkit.model import ImageBind
-from bindkit.worlds import DigitsWorld
 
 from .settings import BOUND
 
@@ -96,9 +103,15 @@ def arithmetic_query(image: torch.Tensor, audio: torch.Tensor, surface: list[str
     surf = np.asarray(surface)
     want = [surf[qi], digit[qj]]
     out = {}
-    for name, q in (("image+audio", compose([image[qi], audio[qj]])), ("image", image[qi]), ("audio", audio[qj])):
+    for name, q in (
+        ("image+audio", compose([image[qi], audio[qj]])),
+        ("image", image[qi]),
+        ("audio", audio[qj]),
+    ):
         _, idx = nearest(q, image, k + 1)
-        idx = np.stack([row[row != i][:k] for row, i in zip(idx.numpy(), qi, strict=True)])  # drop the query image
+        idx = np.stack(
+            [row[row != i][:k] for row, i in zip(idx.numpy(), qi, strict=True)]
+        )  # drop the query image
         out[name] = share_with_attributes(idx, [surf, digit], want)
     both = (surf[None, :] == want[0][:, None]) & (digit[None, :] == want[1][:, None])
     out["ceiling"] = float(np.minimum(both.sum(1), k).mean() / k * 100)

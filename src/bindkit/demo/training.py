@@ -15,7 +15,9 @@ from .settings import BOUND, DEMO_CONFIG, Phase, register_demo_config
 DEFAULT_TAU = 0.1
 
 
-def _run(pairs: list[PairConfig], phase: Phase, run_dir: Path, seed: int, progress: bool, **extra) -> RunResult:
+def _run(
+    pairs: list[PairConfig], phase: Phase, run_dir: Path, seed: int, progress: bool, **extra
+) -> RunResult:
     """One `bindkit.train` run on CPU with the demo's model config; checkpoints only at the end."""
     register_demo_config()
     cfg = TrainConfig(pairs=pairs, model=DEMO_CONFIG, run_dir=str(run_dir), steps=phase.steps,
@@ -41,6 +43,8 @@ def train_bound(inputs: dict[str, torch.Tensor], anchor: Path, phase: Phase, run
                 progress: bool = True, via: str = "vision") -> RunResult:  # fmt: skip
     """Train audio, depth, thermal and IMU against the frozen `via` encoder (vision: the paper's emergent binding;
     text: the text-paired comparison) of the anchor model in folder `anchor`; one pair per step."""
-    pairs = [_pair(via, m, inputs[via], inputs[m], phase, phase.temperature.get(m, DEFAULT_TAU)) for m in BOUND]
+    pairs = [
+        _pair(via, m, inputs[via], inputs[m], phase, phase.temperature.get(m, DEFAULT_TAU)) for m in BOUND
+    ]
     return _run(pairs, phase, run_dir, seed, progress, init=str(anchor),
                 encoders={"vision": "frozen", "text": "frozen"})  # fmt: skip
