@@ -101,10 +101,10 @@ def _serve(a: argparse.Namespace) -> None:
 
 
 def _demo(a: argparse.Namespace) -> None:
-    from bindkit.demo.pipeline import run_demo
+    from bindkit.demo.run import run_demo
 
     result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress)
-    print((result.run_dir / "report.md").read_text())
+    print(result.report_md.read_text())
     print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
 
 

@@ -1,84 +1,143 @@
-"""The demo's report: `report.json` (everything), `report.md` (the tables) and PNG plots in the run directory."""
+"""The demo's report: `report.json` (every number), `report.md` (the tables) and PNG plots."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-MODALITIES = ("image", "video", "audio", "depth", "thermal", "imu")
-HEADLINE_PAIRS = ("audio->depth", "imu->audio", "depth->audio", "audio->thermal", "thermal->imu", "video->audio",
-                  "depth->thermal", "imu->depth", "text->audio", "audio->text")  # fmt: skip
+from bindkit.train.plots import read_metrics, smooth
 
-
-def write_report(report: dict, run: Path) -> None:
-    """Write report.json, report.md and the plots."""
-    (run / "report.json").write_text(json.dumps(report, indent=1, default=float))
-    (run / "report.md").write_text(markdown(report))
-    _plots(report, run)
+HIGHLIGHT = ("audio->depth", "imu->audio", "depth->thermal", "thermal->imu", "audio->thermal", "depth->imu",
+             "video->audio", "audio->video", "text->audio", "text->imu")  # fmt: skip
 
 
-def markdown(r: dict) -> str:
-    """The report's tables as Markdown."""
-    lines = [f"# bindkit demo ({r['settings']['name']}), {r['seconds']:.0f} s", "",
-             "Held-out writers and voices. Emergent: trained only with (image, X) pairs, classified with text prompts.",
-             "", "## Zero-shot top-1 (%)", "", "| modality | emergent | text-paired | gap |", "|---|---|---|---|"]  # fmt: skip
-    for m in MODALITIES:
-        row = r["zero_shot"][m]
+def write_json(result: dict[str, Any], path: Path) -> Path:
+    """Every figure of the run as JSON."""
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def zero_shot_md(zs: dict[str, dict]) -> list[str]:
+    """The zero-shot table: emergent vs text-paired top-1 per modality."""
+    lines = ["| modality | emergent top-1 | emergent top-5 | text-paired top-1 | gap (points) |", "|---|---|---|---|---|"]
+    for m, row in zs.items():
         tp = row.get("text_paired", {}).get("top1")
-        gap = f"{row['gap']:+.1f}" if "gap" in row else "–"
-        lines.append(
-            f"| {m} | {row['emergent']['top1']:.1f} | {'–' if tp is None else f'{tp:.1f}'} | {gap} |"
-        )
-    lines += ["", "## Cross-modal retrieval, pairs never trained together (relevant = same digit)", "",
-              "| query → gallery | R@1 | R@5 |", "|---|---|---|"]  # fmt: skip
-    for pair in HEADLINE_PAIRS:
-        if pair in r["retrieval"]:
-            v = r["retrieval"][pair]
-            lines.append(f"| {pair.replace('->', ' → ')} | {v['R@1']:.1f} | {v['R@5']:.1f} |")
-    shots = [k for k in next(iter(r["few_shot"].values())) if k.startswith("k=")]
-    lines += ["", "## Few-shot linear probes, top-1 (%)", "", "| modality | " + " | ".join(shots) + " |",
-              "|---|" + "---|" * len(shots)]  # fmt: skip
-    for m, row in r["few_shot"].items():
-        lines.append(
-            f"| {m} | " + " | ".join(f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k in shots) + " |"
-        )
-    a = r["arithmetic"]
-    lines += ["", "## Embedding arithmetic: image (surface) + audio (spoken digit) → images", "",
-              f"Share of the top {a['k']} showing both the image's surface and the spoken digit, over "
-              f"{a['n_queries']} queries: **{a['image+audio']:.1f}%** (image alone {a['image']:.1f}%, audio alone "
-              f"{a['audio']:.1f}%, best possible {a['ceiling']:.1f}%).", ""]  # fmt: skip
-    return "\n".join(lines)
+        lines.append(f"| {m} | {_pct(row['emergent']['top1'])} | {_pct(row['emergent'].get('top5'))} | "
+                     f"{_pct(tp)} | {_pct(row.get('gap'))} |")  # fmt: skip
+    return lines
 
 
-def _plots(r: dict, run: Path) -> None:
-    """zero_shot.png (emergent vs text-paired bars) and retrieval.png (R@1 matrix)."""
-    import matplotlib
+def retrieval_md(ret: dict[str, dict]) -> list[str]:
+    """Retrieval R@1/R@5 for pairs never trained together (highlighted first), then the rest."""
+    never = [k for k in ret if not ret[k]["trained_together"]]
+    order = [k for k in HIGHLIGHT if k in never] + sorted(k for k in never if k not in HIGHLIGHT)
+    lines = ["| query -> gallery | R@1 | R@5 |", "|---|---|---|"]
+    lines += [f"| {k} | {_pct(ret[k]['R@1'])} | {_pct(ret[k]['R@5'])} |" for k in order]
+    return lines
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = np.arange(len(MODALITIES))
-    em = [r["zero_shot"][m]["emergent"]["top1"] for m in MODALITIES]
-    tp = [r["zero_shot"][m].get("text_paired", {}).get("top1", np.nan) for m in MODALITIES]
-    ax.bar(x - 0.2, em, 0.4, label="emergent (image-paired)")
-    ax.bar(x + 0.2, tp, 0.4, label="text-paired")
-    ax.set(xticks=x, xticklabels=MODALITIES, ylabel="zero-shot top-1 (%)", ylim=(0, 100))
-    ax.legend(loc="lower right")
+def few_shot_md(fs: dict[str, dict]) -> list[str]:
+    """Few-shot linear-probe top-1 (mean ± std over seeds) per modality and shot count."""
+    shots = [k for k in next(iter(fs.values())) if k.startswith("k=")]
+    lines = ["| modality | " + " | ".join(f"{k.split('=')[1]}-shot" for k in shots) + " |",
+             "|---|" + "---|" * len(shots)]  # fmt: skip
+    for m, row in fs.items():
+        lines.append(f"| {m} | " + " | ".join(f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k in shots) + " |")
+    return lines
+
+
+def write_markdown(result: dict[str, Any], path: Path) -> Path:
+    """The human-readable report: set-up, the four tables, targets and timings."""
+    s, t, ar = result["settings"], result["timings_s"], result["arithmetic"]
+    lines = [
+        f"# bindkit demo ({s['preset']}, seed {s['seed']})", "",
+        f"Digits world: {s['n_train']} train instances (writers 0-{s['train_writers'] - 1}), {s['n_test']} test "
+        f"instances from held-out writers and voices. Model `{s['config']}`. Anchor: image-text CLIP-style from "
+        "scratch, then frozen; audio, depth, thermal and IMU bound with (image, X) pairs only; video through the "
+        "frozen image encoder. Text-paired row: the same encoders trained with (X, text) pairs instead.", "",
+        "## Emergent zero-shot classification (top-1 %, test split)", "", *zero_shot_md(result["zero_shot"]), "",
+        "## Cross-modal retrieval, pairs never trained together (relevant = same digit)", "",
+        *retrieval_md(result["retrieval"]), "",
+        "## Few-shot linear probes (top-1 %, mean ± std over seeds)", "", *few_shot_md(result["few_shot"]), "",
+        "## Embedding arithmetic: image surface + spoken digit", "",
+        f"unit(image) + unit(audio) against the test images; share of the top {ar['k']} showing the image's surface "
+        f"and the spoken digit, over {ar['n_queries']} queries: **{ar['image+audio']:.1f}%** (image alone "
+        f"{ar['image']:.1f}%, audio alone {ar['audio']:.1f}%, best possible {ar['ceiling']:.1f}%).", "",
+        "## Targets", "", *[f"- {k}: {'met' if v['met'] else 'NOT met'} ({v['detail']})" for k, v in result["targets"].items()], "",
+        "## Time", "", "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in t.items()], "",
+        f"Load average at start / end: {result['load_average']['start']} / {result['load_average']['end']}.", "",
+        "Plots: `plots/training.png`, `plots/zero_shot.png`, `plots/retrieval.png`.", "",
+    ]  # fmt: skip
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_training(runs: dict[str, Path], path: Path) -> Path:
+    """Loss curves (smoothed) of the three training runs, one panel each, one line per pair."""
+    fig = _figure(4.2 * len(runs), 3.4)
+    for i, (name, metrics) in enumerate(runs.items()):
+        ax = fig.add_subplot(1, len(runs), i + 1)
+        recs = read_metrics(metrics)
+        for j, pair in enumerate(sorted({r["pair"] for r in recs})):
+            rs = [r for r in recs if r["pair"] == pair]
+            ax.plot([r["step"] for r in rs], smooth([r["loss"] for r in rs], 10), color=f"C{j}", label=pair)
+        ax.set(title=name, xlabel="step", ylabel="InfoNCE loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(run / "zero_shot.png", dpi=100)
-    names = list(MODALITIES) + ["text"]
-    mat = np.array([[r["retrieval"].get(f"{q}->{g}", {}).get("R@1", np.nan) for g in names] for q in names])
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    im = ax.imshow(mat, vmin=0, vmax=100, cmap="viridis")
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-           xlabel="gallery", ylabel="query", title="retrieval R@1 (%)")  # fmt: skip
-    for i in range(len(names)):
-        for j in range(len(names)):
-            if not np.isnan(mat[i, j]):
-                ax.text(j, i, f"{mat[i, j]:.0f}", ha="center", va="center", color="w", fontsize=7)
-    fig.colorbar(im)
+    fig.savefig(path)
+    return path
+
+
+def plot_zero_shot(zs: dict[str, dict], path: Path) -> Path:
+    """Bar chart: emergent vs text-paired zero-shot top-1 per modality (chance dotted)."""
+    fig = _figure(7, 3.6)
+    ax = fig.add_subplot()
+    mods = list(zs)
+    x = list(range(len(mods)))
+    ax.bar([i - 0.2 for i in x], [zs[m]["emergent"]["top1"] for m in mods], 0.4, label="emergent (image-bound)")
+    tp = [zs[m].get("text_paired", {}).get("top1", 0.0) for m in mods]
+    ax.bar([i + 0.2 for i in x], tp, 0.4, label="text-paired")
+    ax.axhline(10.0, color="k", linestyle=":", linewidth=0.8, label="chance")
+    ax.set_xticks(x, mods)
+    ax.set(ylabel="zero-shot top-1 (%)", ylim=(0, 100), title="zero-shot on held-out writers and voices")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(run / "retrieval.png", dpi=100)
-    plt.close("all")
+    fig.savefig(path)
+    return path
+
+
+def plot_retrieval(ret: dict[str, dict], path: Path) -> Path:
+    """Matrix of R@1 (query rows, gallery columns); pairs trained together are marked with *."""
+    mods = list(dict.fromkeys(k.split("->")[0] for k in ret))
+    fig = _figure(6, 5)
+    ax = fig.add_subplot()
+    grid = [[ret[f"{q}->{g}"]["R@1"] if q != g else float("nan") for g in mods] for q in mods]
+    im = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis")
+    for i, q in enumerate(mods):
+        for j, g in enumerate(mods):
+            if q != g:
+                r = ret[f"{q}->{g}"]
+                ax.text(j, i, f"{r['R@1']:.0f}{'*' if r['trained_together'] else ''}", ha="center", va="center",
+                        color="w" if r["R@1"] < 60 else "k", fontsize=8)  # fmt: skip
+    ax.set_xticks(range(len(mods)), mods, rotation=45)
+    ax.set_yticks(range(len(mods)), mods)
+    ax.set(xlabel="gallery", ylabel="query", title="R@1 (%), same digit; * = trained together")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
