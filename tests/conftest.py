@@ -22,3 +22,11 @@ def shared_dir() -> Path:
 def fixtures_dir(shared_dir: Path) -> Path:
     """`../shared/fixtures/official`."""
     return shared_dir / "fixtures" / "official"
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """One `bindkit demo --quick` run (about 1.5 minutes here), shared by the demo, eval and page tests."""
+    from bindkit.demo import run_demo
+
+    return run_demo(run_root=tmp_path_factory.mktemp("demo-runs"), quick=True, progress=False)

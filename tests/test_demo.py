@@ -1,44 +1,168 @@
-"""`bindkit demo` end to end on its smallest preset: run directory, report tables, `latest`, saved model."""
+"""`bindkit demo`: stem constraints, run-directory helpers and scorers checked by hand; then one small end-to-end run
+whose report is re-derived independently from the files it wrote (saved model reloaded, test split read back
+through the loaders, zero-shot recomputed with numpy)."""
 
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import bindkit
-from bindkit.demo.run import run_demo
-from bindkit.demo.settings import PRESETS
+from bindkit.data import load, tokenize
+from bindkit.demo import run_demo
+from bindkit.demo.run import default_run_root, latest_run, new_run_dir, point_latest, targets
+from bindkit.demo.scores import arithmetic_query, retrieval_matrix, trained_together
+from bindkit.demo.settings import BOUND
+from bindkit.demo.training import mean_free_, plane_blind_
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return run_demo(run_root=tmp_path_factory.mktemp("runs"), settings=PRESETS["tiny"], progress=False)
+# ------------------------------------------------------------------------------------------ stem constraints
+def test_plane_blind_filters_ignore_any_tilted_plane_but_not_relief():
+    torch.manual_seed(0)
+    w = plane_blind_(torch.randn(16, 1, 8, 8))
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    plane = (3.0 + 0.7 * xx - 1.3 * yy)[None, None]  # disparity of a tilted plate: affine in pixels
+    assert F.conv2d(plane, w, stride=4).abs().max() < 1e-4 * plane.abs().max()
+    relief = plane.clone()
+    relief[..., 10:14, 8:24] += 2.0  # a ridge on the plate
+    assert F.conv2d(relief, w, stride=4).abs().max() > 0.5
+    assert torch.allclose(plane_blind_(w.clone()), w, atol=1e-6)  # a projection: idempotent
 
 
-def test_run_directory_layout_and_latest(demo):
-    run = demo.run_dir
+def test_mean_free_filters_ignore_each_channels_background():
+    torch.manual_seed(0)
+    w = mean_free_(torch.randn(8, 3, 2, 8, 8))  # the vision stem's 3-D kernel
+    flat = torch.ones(1, 3, 2, 16, 16) * torch.tensor([0.2, -1.0, 0.7]).view(1, 3, 1, 1, 1)  # a coloured surface
+    assert F.conv3d(flat, w, stride=(2, 8, 8)).abs().max() < 1e-5
+    stroke = flat.clone()
+    stroke[..., 4:12, 7:9] = 1.5
+    assert F.conv3d(stroke, w, stride=(2, 8, 8)).abs().max() > 0.1
+
+
+# ------------------------------------------------------------------------------------------ run directory
+def test_default_run_root_is_the_cache_not_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert default_run_root() == tmp_path / "xdg" / "bindkit" / "runs" / "demo"
+
+
+def test_latest_pointer_symlink_and_text_fallback(monkeypatch, tmp_path):
+    a, b = new_run_dir(tmp_path), new_run_dir(tmp_path)
+    assert a != b and a.is_dir() and b.is_dir()  # same second: suffixed, never reused
+    link = point_latest(tmp_path, a)
+    assert link.is_symlink() and latest_run(tmp_path) == a.resolve()
+    point_latest(tmp_path, b)  # replaced, not nested
+    assert latest_run(tmp_path) == b.resolve()
+
+    def no_symlinks(self, *args, **kwargs):
+        raise OSError("symlinks not permitted")
+
+    monkeypatch.setattr(type(tmp_path), "symlink_to", no_symlinks)
+    link = point_latest(tmp_path, a)
+    assert link.is_file() and not link.is_symlink() and latest_run(tmp_path) == a
+    with pytest.raises(FileNotFoundError, match="run `bindkit demo` first"):
+        latest_run(tmp_path / "none")
+
+
+def test_bad_seed_fails_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="seed"):
+        run_demo(tmp_path, seed=-1)
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ scorers
+def test_arithmetic_query_against_a_hand_built_gallery():
+    # Items: digit d (10) x surface s (3), two of each; embeddings = [onehot(d), onehot(s)] so the truth is known.
+    digit = np.repeat(np.arange(10), 6)
+    surface = np.array(["paper", "wood", "board"] * 20)
+    s_idx = np.unique(surface, return_inverse=True)[1]
+    image = torch.cat([F.one_hot(torch.tensor(digit), 10), 2 * F.one_hot(torch.tensor(s_idx), 3)], 1).float()
+    audio = torch.cat([F.one_hot(torch.tensor(digit), 10), torch.zeros(60, 3)], 1).float()
+    out = arithmetic_query(image, audio, list(surface), digit, n_queries=30, k=2)
+    assert out["ceiling"] == 100.0  # two items per (digit, surface)
+    assert out["image+audio"] == 100.0  # unit(image) + unit(audio) lands between them: both attributes
+    # the image alone finds its own (digit, surface) and then same-surface items of any digit: rarely the spoken one
+    assert out["image"] <= 20.0
+    assert out["audio"] < 60.0  # the audio alone gets the digit but the surface only by chance
+
+
+def test_retrieval_matrix_matches_brute_force_and_marks_training_pairs():
+    g = torch.Generator().manual_seed(0)
+    y = np.arange(40) % 10
+    centres = torch.randn(10, 16, generator=g)
+    emb = {m: F.normalize(centres[y] + s * torch.randn(40, 16, generator=g), dim=-1)
+           for m, s in (("image", 0.3), ("audio", 1.5), ("depth", 0.8))}  # fmt: skip
+    out = retrieval_matrix(emb, y)
+    for key, r in out.items():
+        q, k = key.split("->")
+        top = (emb[q] @ emb[k].T).topk(5, dim=1).indices.numpy()
+        assert math.isclose(r["R@1"], 100 * np.mean(y[top[:, 0]] == y))
+        assert math.isclose(r["R@5"], 100 * np.mean((y[top] == y[:, None]).any(1)))
+    assert out["image->audio"]["trained_together"] and out["depth->image"]["trained_together"]
+    assert not out["audio->depth"]["trained_together"]
+    assert trained_together("image", "text") and not trained_together("text", "imu")
+
+
+def test_targets_name_every_miss():
+    zs = {m: {"emergent": {"top1": 95.0}, "gap": 1.0} for m in BOUND}
+    zs["audio"] = {"emergent": {"top1": 70.0}, "gap": 12.0}
+    ret = {"audio->depth": {"R@1": 60.0, "trained_together": False},
+           "image->depth": {"R@1": 10.0, "trained_together": True},
+           "text->imu": {"R@1": 5.0, "trained_together": False}}  # fmt: skip
+    t = targets({"zero_shot": zs, "retrieval": ret})
+    assert [v["met"] for v in t.values()] == [False, False, False]
+    assert "audio" in t["emergent top-1 >= 90% (bound modalities)"]["detail"]
+    assert "audio->depth" in t["R@1 >= 80% (never trained together)"]["detail"]
+    assert "image->depth" not in t["R@1 >= 80% (never trained together)"]["detail"]
+
+
+# ------------------------------------------------------------------------------------------ a --quick run
+def test_quick_run_writes_its_run_directory(quick_demo):
+    run = quick_demo.run_dir
     assert (run.parent / "latest").resolve() == run.resolve()
-    for name in ("report.md", "report.json", "test/manifest.jsonl", "model/config.json"):
-        assert (run / name).is_file(), name
-    assert len(list((run / "plots").glob("*.png"))) >= 3
-    rows = [json.loads(line) for line in (run / "test" / "manifest.jsonl").read_text().splitlines()]
-    assert len(rows) == demo.report["settings"]["n_test"]
+    for name in ("report.md", "report.json", "test/manifest.jsonl", "probe/manifest.jsonl", "model/config.json",
+                 "text_paired/model/config.json", "eval/audio.csv", "eval/templates.txt", "eval/classnames.txt"):
+        assert (run / name).is_file(), name  # fmt: skip
+    assert sorted(p.name for p in (run / "plots").glob("*.png")) == ["retrieval.png", "training.png", "zero_shot.png"]
+    assert not (run / "train" / "cache").exists()  # only what a later command needs is kept
+    # The issue asks for <= 2 minutes on 2 quiet cores; the CI box may be shared, hence the slack.
+    assert quick_demo.seconds < 300, quick_demo.report["timings_s"]
 
 
-def test_report_holds_every_table(demo):
-    r, md = demo.report, (demo.run_dir / "report.md").read_text()
-    for m in ("image", "video", "audio", "depth", "thermal", "imu"):
-        assert 0 <= r["zero_shot"][m]["emergent"]["top1"] <= 100 and f"| {m} |" in md
-    for m in ("audio", "depth", "thermal", "imu"):
-        assert "text_paired" in r["zero_shot"][m]
-    assert not r["retrieval"]["audio->depth"]["trained_together"] and "audio->depth" in md
+def test_quick_run_is_clearly_above_chance(quick_demo):
+    r, md = quick_demo.report, quick_demo.report_md.read_text()
+    n = r["settings"]["n_test"]
+    for m, row in r["zero_shot"].items():
+        # chance is 10%; with n = 300 test items, 20% lies about 6 standard deviations above it
+        assert row["emergent"]["top1"] >= 20.0, (m, row)
+        assert f"| {m} |" in md
+    for m in BOUND:
+        assert r["zero_shot"][m]["text_paired"]["top1"] >= 20.0, m
+    assert n == 300 and "audio->depth" in md and "image+audio" in r["arithmetic"]
     assert set(r["few_shot"]["audio"]) >= {"k=1", "k=2", "k=4", "k=8"}
-    assert "image+audio" in r["arithmetic"]
 
 
-def test_saved_model_reloads_and_reproduces_embeddings(demo):
-    model = bindkit.load_model(demo.model_dir)
-    assert set(model.encoders) == set(bindkit.MODALITIES)
+def test_report_zero_shot_rederived_with_numpy(quick_demo):
+    run, r = quick_demo.run_dir, quick_demo.report
+    model = bindkit.load_model(quick_demo.model_dir)
     assert "mean" in model.config.encoders["depth"].preprocess  # fitted constants travel with the weights
-    x = torch.randn(2, *model.config.encoders["depth"].input_shape)
-    assert model.encode({"depth": x})["depth"].shape == (2, model.config.out_dim)
+    rows = [json.loads(line) for line in (run / "test" / "manifest.jsonl").read_text().splitlines()]
+    digits = np.array([row["digit"] for row in rows])
+    templates = (run / "eval" / "templates.txt").read_text().split("\n")[:-1]
+    words = (run / "eval" / "classnames.txt").read_text().split()
+    ctx = model.config.encoders["text"].input_shape[0]
+    prompts = tokenize([t.format(w) for w in words for t in templates], context_length=ctx)
+    with torch.no_grad():
+        t = model({"text": prompts})["text"].numpy().reshape(10, len(templates), -1)
+    t /= np.linalg.norm(t, axis=-1, keepdims=True)
+    cls = t.mean(1)
+    cls /= np.linalg.norm(cls, axis=-1, keepdims=True)
+    for m in ("audio", "depth"):
+        x = load(m, [run / "test" / row["files"][m] for row in rows], config=model.config)
+        with torch.no_grad():
+            e = model({m: x})[m].numpy()
+        acc = 100 * np.mean((e @ cls.T).argmax(1) == digits)
+        assert acc == pytest.approx(r["zero_shot"][m]["emergent"]["top1"], abs=100 / len(rows)), m

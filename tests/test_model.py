@@ -130,3 +130,28 @@ def test_save_load_keeps_preprocess_constants(tiny, tmp_path):
     assert list(again.encoders) == ["depth"]
     with pytest.raises(FileNotFoundError, match="not a bindkit model folder"):
         bindkit.load_model(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_weights_give_the_same_outputs_and_go_stale_on_change(tiny, dtype):
+    from bindkit.layers import linear_weights, unpack_linear_weights
+
+    x = _inputs(tiny.config, b=3)
+    model = ImageBind(tiny.config).eval()
+    model.load_state_dict(tiny.state_dict())
+    model.to(dtype)
+    with torch.no_grad():
+        ref = model(x)
+        assert model.pack_for_cpu(rows=64) is model
+        n = sum(hasattr(w, "_bindkit_packed") for w in linear_weights(model))
+        assert n == len(linear_weights(model)) > 0 or not torch.backends.mkldnn.is_available()
+        got = model(x)  # row counts other than the hint stay exact
+        for m in ref:
+            assert torch.equal(got[m], ref[m]), m
+        w = linear_weights(model.encoders["vision"])[0]
+        w.mul_(-1.5)  # an in-place change (as an optimizer step): the stale pack must not be used
+        changed = model({"vision": x["vision"]})["vision"]
+        unpack_linear_weights(model)
+        expected = model({"vision": x["vision"]})["vision"]
+    assert torch.equal(changed, expected) and not torch.allclose(changed, ref["vision"])
+    assert "_bindkit_packed" not in str(model.state_dict().keys())  # packs never reach checkpoints

@@ -103,3 +103,18 @@ def test_partial_load_matches_full(fixture):
     x = t["audio.input"]
     with torch.no_grad():
         assert torch.equal(part({"audio": x})["audio"], model({"audio": x})["audio"])
+
+
+def test_packed_cpu_weights_keep_parity(fixture):
+    model, meta, t, _ = fixture
+    from bindkit.layers import unpack_linear_weights
+
+    model.pack_for_cpu(rows=256)
+    try:
+        for case in CASES:
+            mc = meta["cases"][case]
+            with torch.no_grad():
+                out = model({mc["modality"]: t[f"{case}.input"]})[mc["modality"]]
+            _close(f"{case}.output", out, t[f"{case}.output"], mc)
+    finally:
+        unpack_linear_weights(model)

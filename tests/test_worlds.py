@@ -291,8 +291,10 @@ def test_captions_and_prompts(world, batch):
         assert WORDS[d] in c or str(d) in c
     prompts = world.class_prompts()
     assert len(prompts) == 10 and all(WORDS[d] in " ".join(p) for d, p in enumerate(prompts))
-    with pytest.raises(ValueError, match="only \\{word\\} and \\{numeral\\}"):
-        world.class_prompts(["a {ink} digit"])
+    assert world.class_prompts(["a spoken {}"])[7] == ["a spoken seven"]  # `{}` is the class word, as in eval
+    for bad in (["a {ink} digit"], ["no slot"], ["{} and {}"]):
+        with pytest.raises(ValueError, match="exactly one"):
+            world.class_prompts(bad)
 
 
 # ---------------------------------------------------------------- the shipped speech pool

@@ -55,10 +55,11 @@ def _eval(a: argparse.Namespace) -> None:
         task, _, key = task_key.partition(".")
         options.setdefault(task, {})[key] = value
     root = a.root[0] if len(a.root) == 1 else a.root
+    modality = a.modality[0] if len(a.modality) == 1 else a.modality or None  # two only for a pair task
     dtype = {"bf16": "bfloat16", "fp32": "float32"}.get(a.dtype, a.dtype)
     run_eval(a.task, root, a.model, out=a.out, cache_dir=a.cache_dir, use_cache=not a.no_cache, device=a.device,
              dtype=getattr(__import__("torch"), dtype) if dtype else None, batch_size=a.batch_size,
-             templates=a.templates, class_names=a.class_names, modality=a.modality or None, shots=a.shots,
+             templates=a.templates, class_names=a.class_names, modality=modality, shots=a.shots,
              seeds=a.seeds, checkpoint=a.checkpoint, on_error=a.on_error, limit=a.limit,
              compare_paper=a.compare_paper or None, options=options or None)  # fmt: skip
 

@@ -14,20 +14,62 @@ def _has_fused_cpu_linear() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def _packed(weight: torch.Tensor) -> torch.Tensor:
+    """The oneDNN-packed copy `pack_linear_weights` attached to `weight`, or `weight` itself when absent or stale."""
+    packed = getattr(weight, "_bindkit_packed", None)
+    if packed is not None and packed[0] == (weight._version, weight.data_ptr(), weight.dtype):
+        return packed[1]
+    return weight
+
+
 def linear(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
 ) -> torch.Tensor:
     """`F.linear` (then exact GELU if asked); on CPU without autograd, one oneDNN call with bias and GELU fused.
 
     The fused call skips the bias broadcast copy and the separate GELU pass: about 1.3x (bias) and 1.7x (fc1 + GELU)
-    faster here in fp32 and bf16. It has no autograd formula, so training takes the plain path.
+    faster here in fp32 and bf16. It has no autograd formula, so training takes the plain path. Weights packed by
+    `pack_linear_weights` are used while they match the parameter (same version, storage and dtype).
     """  # fmt: skip
     if x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == weight.dtype and \
             x.dtype in (torch.float32, torch.bfloat16) and _has_fused_cpu_linear():  # fmt: skip
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu" if gelu else "none", [],
+        return torch.ops.mkldnn._linear_pointwise(x, _packed(weight), bias, "gelu" if gelu else "none", [],
                                                   "none" if gelu else "")  # fmt: skip
     y = F.linear(x, weight, bias)
     return F.gelu(y) if gelu else y
+
+
+def linear_weights(module: nn.Module) -> list[nn.Parameter]:
+    """The 2-D weights that go through `linear` in `module`: every `nn.Linear` and the attention input projections."""
+    out = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
+    return out + [m.in_proj_weight for m in module.modules() if isinstance(m, Attention)]
+
+
+@torch.no_grad()
+def pack_linear_weights(module: nn.Module, rows: int = 1024) -> int:
+    """Attach to each CPU fp32/bf16 linear weight a copy in oneDNN's blocked layout, for inference; returns the count.
+
+    Packed weights skip the per-call reorder: about 9% more images/s for huge vision in bf16 here. They cost one
+    more copy of those weights in memory. `rows` hints the batch rows (items x tokens) oneDNN tunes the layout for;
+    any row count stays exact. A weight that changes afterwards (an optimizer step, `.to()`, `load_state_dict`) is
+    detected and goes back to the plain path; call again to re-pack.
+    """
+    if not _has_fused_cpu_linear() or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return 0
+    n = 0
+    for w in linear_weights(module):
+        if w.device.type == "cpu" and w.dtype in (torch.float32, torch.bfloat16):
+            packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows)
+            w._bindkit_packed = ((w._version, w.data_ptr(), w.dtype), packed)
+            n += 1
+    return n
+
+
+def unpack_linear_weights(module: nn.Module) -> None:
+    """Drop the packed copies `pack_linear_weights` attached (frees their memory)."""
+    for w in linear_weights(module):
+        if hasattr(w, "_bindkit_packed"):
+            del w._bindkit_packed
 
 
 class Attention(nn.Module):

@@ -8,6 +8,7 @@ from torch import nn
 
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.heads import Head, Postprocess
+from bindkit.layers import pack_linear_weights
 from bindkit.modalities.imu import IMUStem
 from bindkit.modalities.patch2d import Patch2dStem
 from bindkit.modalities.text import TextStem
@@ -80,6 +81,11 @@ class ImageBind(nn.Module):
     def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Unit-norm float32 embeddings for cosine search (clip averages renormalised); no gradients."""
         return {name: F.normalize(y.float(), dim=-1) for name, y in self.forward(inputs).items()}
+
+    def pack_for_cpu(self, rows: int = 1024) -> ImageBind:
+        """Pre-pack linear weights for CPU inference (`layers.pack_linear_weights`: ~9% faster, one more weight copy)."""
+        pack_linear_weights(self, rows)
+        return self
 
     def encoder(self, modality: str) -> Encoder:
         """The encoder for a modality name (`image` and `video` mean vision)."""

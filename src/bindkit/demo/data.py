@@ -1,15 +1,15 @@
-"""The demo's data: the digits world's train and held-out test splits as model inputs, with fitted normalisation.
+"""The demo's data: the digits world's train split as model inputs with fitted normalisation, and the rendered
+held-out split and few-shot pool (scored from their files, see `files.py`).
 
-Depth, thermal and IMU are normalised with statistics fitted on the train split; the constants (plus the audio clip
-and IMU window options) go into the saved model's `preprocess`, so `bindkit.data` loaders, the store and the search
-service turn the test split's files into the same inputs the demo evaluated.
+Depth, thermal and IMU are normalised with statistics fitted on the train split; the constants (plus the audio clip,
+IMU window and video clip options) go into the saved model's `preprocess`, so `bindkit.data` loaders, `bindkit eval`,
+the store and the search service turn files into inputs the way the model was trained.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from bindkit.config import ImageBindConfig
@@ -17,9 +17,7 @@ from bindkit.data import depth as depth_data
 from bindkit.data import imu as imu_data
 from bindkit.data import thermal as thermal_data
 from bindkit.worlds import DigitsWorld, Instances, to_model_inputs
-from bindkit.worlds.inputs import video_tensor
 
-TRAIN_MODALITIES = ("image", "audio", "depth", "thermal", "imu", "text")
 TEST_MODALITIES = ("image", "video", "audio", "depth", "thermal", "imu", "text")
 FITTERS = {"depth": depth_data.fit_normalization, "thermal": thermal_data.fit_normalization,
            "imu": imu_data.fit_normalization}  # fmt: skip
@@ -27,15 +25,15 @@ FITTERS = {"depth": depth_data.fit_normalization, "thermal": thermal_data.fit_no
 
 @dataclass
 class DemoData:
-    """Instances and model inputs ({modality: tensor}, `vision` for images) of the train and test splits."""
+    """Instances of every split, the train split's model inputs ({modality: tensor}, `vision` for images) and the
+    loader constants."""
 
     world: DigitsWorld
-    train: Instances
+    anchor: Instances  # image + caption (the anchor's pairs)
+    train: Instances  # the first of them with every modality (the binding pairs)
     test: Instances
     probe: Instances  # the first train instances, video rendered too (few-shot pool for video)
-    train_inputs: dict[str, torch.Tensor]
-    test_inputs: dict[str, torch.Tensor]
-    probe_video: torch.Tensor
+    train_inputs: dict[str, torch.Tensor]  # vision/text: every anchor instance; bound modalities: train only
     preprocess: dict[str, dict]  # modality -> loader constants stored in the model's config
 
 
@@ -55,22 +53,36 @@ def audio_options(world: DigitsWorld, config: ImageBindConfig) -> dict:
     return {"clip_duration": clip, "clips_per_file": 1}
 
 
-def build_data(config: ImageBindConfig, n_train: int, n_test: int, n_probe: int, seed: int = 0) -> DemoData:
-    """Sample and render both splits (disjoint writers, voices and seeds), convert and normalise them."""
+def build_data(config: ImageBindConfig, n_anchor: int, n_train: int, n_test: int, n_probe: int, seed: int = 0,
+               ) -> DemoData:  # fmt: skip
+    """Sample and render both splits (disjoint writers, voices and seeds), convert and normalise them.
+
+    The train split has `n_anchor` instances with image and caption; the first `n_train` also get every bound
+    modality (their inputs are `train_inputs[m][:n_train]`), and the first `n_probe` a video."""
+    if not 1 <= n_probe <= n_train <= n_anchor:
+        raise ValueError(f"need 1 <= n_probe <= n_train <= n_anchor, got {n_probe}, {n_train}, {n_anchor}")
     world = DigitsWorld(seed=seed)
-    train = world.sample("train", n_train, seed=seed, modalities=TRAIN_MODALITIES)
-    test = world.sample("test", n_test, seed=seed, modalities=TEST_MODALITIES)
-    probe = world.render(train.select(slice(0, min(n_probe, n_train))), ("video",))
+    anchor = world.sample("train", n_anchor, seed=seed, modalities=("image", "text"))
+    train = world.render(anchor.select(slice(0, n_train)), ("audio", "depth", "thermal", "imu"))
+    test = world.sample("test", n_test, seed=seed, modalities=TEST_MODALITIES)  # scored from its files
+    probe = world.render(train.select(slice(0, n_probe)), ("video",))
     shapes, audio = input_shapes(config), audio_options(world, config)
-    tr = to_model_inputs(train, shapes, audio_kwargs=audio)
-    te = to_model_inputs(test, {**shapes, "video": shapes["vision"]}, audio_kwargs=audio)
-    preprocess = {"audio": dict(audio), "imu": {"duration": world.window_seconds}}
+    tr = to_model_inputs(anchor, {m: shapes[m] for m in ("vision", "text")})
+    tr |= to_model_inputs(
+        train, {m: shapes[m] for m in ("audio", "depth", "thermal", "imu")}, audio_kwargs=audio
+    )
+    preprocess = {"audio": dict(audio), "imu": {"duration": world.window_seconds}, "vision": video_options(world)}
     for m, fit in FITTERS.items():
         stats = fit(tr[m])
         preprocess[m] = {**preprocess.get(m, {}), **stats}
-        tr[m], te[m] = normalize(tr[m], stats), normalize(te[m], stats)
-    probe_video = video_tensor(probe.videos, shapes["vision"][-1])
-    return DemoData(world, train, test, probe, tr, te, probe_video, preprocess)
+        tr[m] = normalize(tr[m], stats)
+    return DemoData(world, anchor, train, test, probe, tr, preprocess)
+
+
+def video_options(world: DigitsWorld) -> dict:
+    """load_videos options for the world's clips: one 2-frame clip per frame pair, whole frame (no side crops)."""
+    clips = max(1, world.video_frames // 2)
+    return {"clips": clips, "clip_duration": world.window_seconds / clips, "num_crops": 1}
 
 
 def normalize(x: torch.Tensor, stats: dict) -> torch.Tensor:
@@ -80,8 +92,3 @@ def normalize(x: torch.Tensor, stats: dict) -> torch.Tensor:
         shape = (1, -1) + (1,) * (x.ndim - 2)
         mean, std = mean.view(shape), std.view(shape)
     return (x - mean) / std
-
-
-def labels(instances: Instances) -> np.ndarray:
-    """The digit of every instance (the class label)."""
-    return np.asarray(instances.digit, dtype=np.int64)

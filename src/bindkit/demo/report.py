@@ -24,7 +24,10 @@ def _pct(v: float | None) -> str:
 
 def zero_shot_md(zs: dict[str, dict]) -> list[str]:
     """The zero-shot table: emergent vs text-paired top-1 per modality."""
-    lines = ["| modality | emergent top-1 | emergent top-5 | text-paired top-1 | gap (points) |", "|---|---|---|---|---|"]
+    lines = [
+        "| modality | emergent top-1 | emergent top-5 | text-paired top-1 | gap (points) |",
+        "|---|---|---|---|---|",
+    ]
     for m, row in zs.items():
         tp = row.get("text_paired", {}).get("top1")
         lines.append(f"| {m} | {_pct(row['emergent']['top1'])} | {_pct(row['emergent'].get('top5'))} | "
@@ -47,7 +50,9 @@ def few_shot_md(fs: dict[str, dict]) -> list[str]:
     lines = ["| modality | " + " | ".join(f"{k.split('=')[1]}-shot" for k in shots) + " |",
              "|---|" + "---|" * len(shots)]  # fmt: skip
     for m, row in fs.items():
-        lines.append(f"| {m} | " + " | ".join(f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k in shots) + " |")
+        lines.append(
+            f"| {m} | " + " | ".join(f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k in shots) + " |"
+        )
     return lines
 
 
@@ -109,7 +114,9 @@ def plot_zero_shot(zs: dict[str, dict], path: Path) -> Path:
     ax = fig.add_subplot()
     mods = list(zs)
     x = list(range(len(mods)))
-    ax.bar([i - 0.2 for i in x], [zs[m]["emergent"]["top1"] for m in mods], 0.4, label="emergent (image-bound)")
+    ax.bar(
+        [i - 0.2 for i in x], [zs[m]["emergent"]["top1"] for m in mods], 0.4, label="emergent (image-bound)"
+    )
     tp = [zs[m].get("text_paired", {}).get("top1", 0.0) for m in mods]
     ax.bar([i + 0.2 for i in x], tp, 0.4, label="text-paired")
     ax.axhline(10.0, color="k", linestyle=":", linewidth=0.8, label="chance")

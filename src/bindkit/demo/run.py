@@ -22,21 +22,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from bindkit.checkpoint import save_model
+from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
 from bindkit.train.build import set_encoder_config
-from bindkit.worlds import to_files
+from bindkit.worlds import class_prompts
 
 from . import report, scores
-from .data import DemoData, build_data, labels
+from .data import DemoData, build_data
+from .files import SCORED, Split, read_split, write_splits
 from .settings import BOUND, PRESETS, DemoSettings, demo_config
 from .training import train_anchor, train_bound
 
-STAGES = ("world", "anchor", "bind", "text-paired", "evaluate", "files", "report")
+STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "report")
 
 
 @dataclass
@@ -105,31 +106,36 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     clock, load0, t0 = Clock(), _load(), time.perf_counter()
     bar = tqdm(total=len(STAGES), desc="bindkit demo", unit="stage", disable=not progress, position=0)
     with clock.stage("world", bar):
-        data = build_data(demo_config(), s.n_train, s.n_test, s.n_probe_pool, seed)
+        data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
         anchor = train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed, progress)
     with clock.stage("bind", bar):
-        bound = train_bound(data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind", seed, progress)
+        bound = train_bound(
+            data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind", seed, progress
+        )
     with clock.stage("text-paired", bar):
         paired = train_bound(data.train_inputs, anchor.model_dir, s.text_paired, run / "train" / "text_paired", seed,
                              progress, via="text")  # fmt: skip
-    with clock.stage("evaluate", bar):
-        result = evaluate(bound.model, paired.model, data, s)
     with clock.stage("files", bar):
         model_dir = save_demo_model(bound.model, data, run / "model")
         save_demo_model(paired.model, data, run / "text_paired" / "model")
-        manifest = to_files(data.test, run / "test")
+        paths = write_splits(data, run)
         _tidy(run)
+    with clock.stage("evaluate", bar):
+        test, probe = (read_split(paths[k], bound.model.config) for k in ("test", "probe"))
+        result = evaluate(bound.model, paired.model, test, probe, s)
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip
-        paths = write_report(result, run)
+        out = write_report(result, run)
     bar.close()
     result["timings_s"]["total"] = time.perf_counter() - t0
-    report.write_json(result, paths["json"])
-    report.write_markdown(result, paths["md"])
+    report.write_json(result, out["json"])
+    report.write_markdown(result, out["md"])
     point_latest(root, run)
-    return DemoResult(run, model_dir, paths["md"], paths["json"], manifest, result, result["timings_s"]["total"])
+    return DemoResult(
+        run, model_dir, out["md"], out["json"], paths["test"], result, result["timings_s"]["total"]
+    )
 
 
 class Clock:
@@ -153,19 +159,19 @@ class Clock:
         return _Stage()
 
 
-def evaluate(model: ImageBind, paired: ImageBind, data: DemoData, s: DemoSettings) -> dict[str, Any]:
-    """Every score of the report on the test split (few-shot pools from the train split)."""
-    y, prompts = labels(data.test), data.world.class_prompts()
-    emb = scores.test_embeddings(model, data.test_inputs)
-    tp = {m: scores.embed(paired, m, data.test_inputs[m]) for m in BOUND}
+def evaluate(model: ImageBind, paired: ImageBind, test: Split, probe: Split, s: DemoSettings) -> dict[str, Any]:
+    """Every score of the report on the test split's files (few-shot pools from the probe split's)."""
+    y = test.digits
+    emb = {m: scores.embed(model, m, test.inputs[m]) for m in SCORED}
+    emb["text"] = scores.embed(model, "text", tokenize([r["caption"] for r in test.rows],
+                                                      context_length=model.config.encoders["text"].input_shape[0]))
+    tp = {m: scores.embed(paired, m, test.inputs[m]) for m in BOUND}
+    prompts = class_prompts()
     zs = scores.zero_shot_table(emb, tp, scores.class_embeddings(model, prompts),
                                 scores.class_embeddings(paired, prompts), y)  # fmt: skip
-    n = len(data.probe)
-    pool = {v: scores.embed(model, enc, data.train_inputs[key][:n]) for v, (enc, key) in scores.VIEWS.items()
-            if key != "video"}  # fmt: skip
-    pool["video"] = scores.embed(model, "vision", data.probe_video)
-    few = scores.few_shot_table(pool, labels(data.probe), {m: emb[m] for m in pool}, y, s.shots, s.probe_seeds)
-    arith = scores.arithmetic_query(emb["image"], emb["audio"], data.test.surface, y, s.arithmetic_queries)
+    pool = {m: scores.embed(model, m, probe.inputs[m]) for m in SCORED}
+    few = scores.few_shot_table(pool, probe.digits, {m: emb[m] for m in pool}, y, s.shots, s.probe_seeds)
+    arith = scores.arithmetic_query(emb["image"], emb["audio"], test.surfaces, y, s.arithmetic_queries)
     return {"zero_shot": zs, "retrieval": scores.retrieval_matrix(emb, y), "few_shot": few, "arithmetic": arith}
 
 
@@ -201,11 +207,15 @@ def write_report(result: dict[str, Any], run: Path) -> dict[str, Path]:
     report.plot_training(runs, plots / "training.png")
     report.plot_zero_shot(result["zero_shot"], plots / "zero_shot.png")
     report.plot_retrieval(result["retrieval"], plots / "retrieval.png")
-    return {"json": report.write_json(result, run / "report.json"), "md": report.write_markdown(result, run / "report.md")}
+    return {
+        "json": report.write_json(result, run / "report.json"),
+        "md": report.write_markdown(result, run / "report.md"),
+    }
 
 
 def _settings(s: DemoSettings, seed: int, data: DemoData) -> dict[str, Any]:
     return {"preset": s.name, "seed": seed, "config": demo_config().name, "n_train": len(data.train),
+            "n_anchor": len(data.anchor),
             "n_test": len(data.test), "train_writers": len(data.world.writers("train")), **asdict(s)}  # fmt: skip
 
 
@@ -223,4 +233,4 @@ def _load() -> list[float] | None:
         return None
 
 
-__all__ = ["DemoResult", "default_run_root", "latest_run", "point_latest", "run_demo", "np"]
+__all__ = ["DemoResult", "default_run_root", "latest_run", "point_latest", "run_demo"]

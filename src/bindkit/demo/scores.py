@@ -25,15 +25,10 @@ from bindkit.model import ImageBind
 
 from .settings import BOUND
 
-# evaluated modalities -> (encoder, input key); video goes through the frozen image encoder
-VIEWS = {"image": ("vision", "vision"), "video": ("vision", "video"), "audio": ("audio", "audio"),
-         "depth": ("depth", "depth"), "thermal": ("thermal", "thermal"), "imu": ("imu", "imu")}  # fmt: skip
-ANCHOR_PAIRS = {("image", "text")}  # trained together in the anchor run; (image, X) in the binding run
-
 
 @torch.no_grad()
 def embed(model: ImageBind, modality: str, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Unit embeddings (N, D) of one encoder's inputs, in batches (`model.encode` semantics)."""
+    """Unit embeddings (N, D) of one modality's inputs (`image`/`video` go to vision), in batches."""
     model.eval()
     return torch.cat([model.encode({modality: x[i : i + batch]})[modality] for i in range(0, len(x), batch)])
 
@@ -46,18 +41,11 @@ def class_embeddings(model: ImageBind, prompts: list[list[str]]) -> torch.Tensor
     return F.normalize(F.normalize(emb, dim=-1).mean(1), dim=-1)
 
 
-def test_embeddings(model: ImageBind, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Embeddings of every test modality (image, video, audio, depth, thermal, imu and the captions as text)."""
-    out = {v: embed(model, enc, inputs[key]) for v, (enc, key) in VIEWS.items() if enc in model.encoders}
-    out["text"] = embed(model, "text", inputs["text"])
-    return out
-
-
 def zero_shot_table(emb: dict[str, torch.Tensor], paired: dict[str, torch.Tensor], cls: torch.Tensor,
                     cls_paired: torch.Tensor, y: np.ndarray) -> dict[str, dict]:  # fmt: skip
     """Per modality: emergent top-1/top-5 (and text-paired top-1 for the bound modalities), in %."""
     out = {}
-    for m in VIEWS:
+    for m in ("image", "video", "audio", "depth", "thermal", "imu"):
         row = {"emergent": zero_shot(emb[m], y, cls)}
         if m in paired:
             row["text_paired"] = zero_shot(paired[m], y, cls_paired)

@@ -1,8 +1,9 @@
 """The demo's sizes and schedules (full, quick and tiny presets) and its model config, `imagebind_demo`.
 
-The demo model is ImageBind's architecture scaled to the digits world and a 2-core CPU: width 64, three blocks,
-64-d embeddings, and short token sequences (17 image/depth/thermal patches of 8 px on 32 px inputs, 48 audio
-patches of 16 x 16 on one 2-s 64-mel clip, 25 IMU windows of 16 samples, 24 text tokens).
+The demo model is ImageBind's architecture scaled to the digits world and a 2-core CPU: width 64, two blocks,
+64-d embeddings, and short token sequences: 49 image/depth/thermal patches of 8 px at stride 4 on 32 px inputs
+(overlapping patches: with stride 8 the encoders stayed at chance in our runs), 48 audio patches of 16 x 16 on
+one 2-s 64-mel clip, 25 IMU windows of 16 samples, 24 text tokens (the longest world caption has 17).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ BOUND = ("audio", "depth", "thermal", "imu")  # the modalities bound to the imag
 
 def demo_config() -> ImageBindConfig:
     """The demo model: imagebind's six encoders, small enough to train all of them in minutes on 2 cores."""
-    w, d, h = 64, 3, 4
+    w, d, h = 64, 2, 4
     kw = dict(out_embed_dim=64, kernel_size=(2, 8, 8), audio_kernel_size=16, audio_stride=16, audio_num_mel_bins=64,
               audio_target_len=198, depth_kernel_size=8, thermal_kernel_size=8, imu_kernel_size=16,
               audio_drop_path=0.0, imu_drop_path=0.0)  # fmt: skip
@@ -28,7 +29,8 @@ def demo_config() -> ImageBindConfig:
     cfg = ImageBindConfig.from_official_kwargs(kw, name=DEMO_CONFIG)
     enc = dict(cfg.encoders)
     for m in ("vision", "depth", "thermal"):
-        enc[m] = dataclasses.replace(enc[m], input_shape=(enc[m].input_shape[0], 32, 32))
+        stride = (2, 4, 4) if m == "vision" else (4, 4)
+        enc[m] = dataclasses.replace(enc[m], input_shape=(enc[m].input_shape[0], 32, 32), stride=stride)
     enc["text"] = dataclasses.replace(enc["text"], input_shape=(24,))
     enc["imu"] = dataclasses.replace(enc["imu"], input_shape=(6, 400))
     return dataclasses.replace(cfg, encoders=enc)
@@ -42,7 +44,8 @@ def register_demo_config() -> None:
 
 @dataclass(frozen=True)
 class Phase:
-    """One training run: optimizer steps, global batch, peak LR and per-modality temperatures."""
+    """One training run: optimizer steps, global batch, peak LR, and per bound modality a temperature and a share
+    of the steps (the engine's replication factor)."""
 
     steps: int
     batch_size: int
@@ -50,6 +53,7 @@ class Phase:
     weight_decay: float = 0.05
     warmup_steps: int = 20
     temperature: dict[str, float] = field(default_factory=dict)  # modality -> tau (default 0.1)
+    share: dict[str, float] = field(default_factory=dict)  # modality -> replication (default 1.0)
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,10 @@ class DemoSettings:
     """Sizes of the world and schedules of the three training runs."""
 
     name: str
-    n_train: int  # train-split instances (every bound modality + image + caption)
+    n_anchor: int  # train-split instances with image + caption (the anchor's pairs)
+    n_train: int  # the first of them with every bound modality too (the binding pairs)
     n_test: int  # held-out instances (every modality, video included), written as files
-    n_probe_pool: int  # train instances whose video is also rendered (few-shot pool for video)
+    n_probe_pool: int  # train instances whose video is also rendered (few-shot pool)
     anchor: Phase
     bind: Phase  # (image, X) pairs, X in BOUND, against the frozen image encoder
     text_paired: Phase  # (text, X) pairs against the frozen text encoder: the comparison row
@@ -68,24 +73,32 @@ class DemoSettings:
     arithmetic_queries: int = 200
 
 
+# Audio (held-out voices) and depth (relief under pose) learn slowest, thermal and IMU fastest: their shares of the
+# binding steps differ (the engine's replication factors).
+SHARE = {"audio": 2.0, "depth": 1.6, "thermal": 0.5, "imu": 0.5}
+
+
+def _bind(steps: int, warmup: int) -> Phase:
+    return Phase(steps=steps, batch_size=96, lr=4e-3, warmup_steps=warmup, share=SHARE)
+
+
+# Measured on 2 cores (image-text anchor alone, image zero-shot on held-out writers): more distinct instances beat
+# more epochs (3,000 -> 12,000 anchor instances at 500 steps: 62% -> 70%), batch 96 at lr 2e-3 beats batch 192 at
+# 1e-3 per second of training, and 1,500 steps reach 94%. Binding: lr 4e-3 matches lr 2e-3 at half the steps, and
+# 3,000 -> 6,000 bound instances lifts audio from 70% to 80% and depth from 76% to 87%.
 FULL = DemoSettings(
-    "full", n_train=3000, n_test=600, n_probe_pool=200,
-    anchor=Phase(steps=500, batch_size=256, lr=2e-3, weight_decay=0.1),
-    bind=Phase(steps=800, batch_size=256, lr=2e-3),
-    text_paired=Phase(steps=800, batch_size=256, lr=2e-3),
+    "full", n_anchor=12000, n_train=8000, n_test=600, n_probe_pool=200,
+    anchor=Phase(steps=1500, batch_size=96, lr=2e-3, weight_decay=0.1, warmup_steps=50),
+    bind=_bind(2500, 60), text_paired=_bind(2500, 60),
 )  # fmt: skip
 QUICK = DemoSettings(
-    "quick", n_train=1000, n_test=300, n_probe_pool=100,
-    anchor=Phase(steps=150, batch_size=128, lr=2e-3, weight_decay=0.1),
-    bind=Phase(steps=240, batch_size=128, lr=2e-3),
-    text_paired=Phase(steps=240, batch_size=128, lr=2e-3),
-    arithmetic_queries=100,
+    "quick", n_anchor=6000, n_train=2000, n_test=300, n_probe_pool=100,
+    anchor=Phase(steps=450, batch_size=96, lr=2e-3, weight_decay=0.1, warmup_steps=25),
+    bind=_bind(500, 25), text_paired=_bind(500, 25), arithmetic_queries=100,
 )  # fmt: skip
 TINY = DemoSettings(
-    "tiny", n_train=400, n_test=100, n_probe_pool=80,
-    anchor=Phase(steps=60, batch_size=64, lr=2e-3, weight_decay=0.1, warmup_steps=6),
-    bind=Phase(steps=80, batch_size=64, lr=2e-3, warmup_steps=8),
-    text_paired=Phase(steps=80, batch_size=64, lr=2e-3, warmup_steps=8),
-    arithmetic_queries=50,
+    "tiny", n_anchor=1000, n_train=400, n_test=200, n_probe_pool=80,
+    anchor=Phase(steps=150, batch_size=96, lr=2e-3, weight_decay=0.1, warmup_steps=15),
+    bind=_bind(200, 15), text_paired=_bind(200, 15), arithmetic_queries=50,
 )  # fmt: skip
 PRESETS = {s.name: s for s in (FULL, QUICK, TINY)}

@@ -69,6 +69,10 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
              description="folder with train/ and test/ class folders, linear probes"),
     TaskSpec("folder-pair", R.read_folder, "pair", "R@1",
              description="two class folders (query, gallery): retrieval, relevant = same class"),
+    TaskSpec("csv-fewshot", R.read_labels_csv, "fewshot", "k=1.mean",
+             description="a CSV of file,label,split (train rows give the shots), linear probes"),
+    TaskSpec("csv-pair", R.read_labels_csv, "pair", "R@1",
+             description="two CSVs of file,label (query, gallery): retrieval, relevant = same class"),
 ]}  # fmt: skip
 
 

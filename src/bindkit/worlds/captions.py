@@ -42,16 +42,17 @@ CAPTION_TEMPLATES = [
     "a neat {word} in {ink} {medium}",
     "the number {word}, seen on {surface} in {light}",
 ]
-# attribute-free templates for class prompts (zero-shot classifiers average over them)
+# attribute-free templates for class prompts (zero-shot classifiers average over them); `{}` is the class word, as
+# in `bindkit eval --templates` files, so the demo's classifier and `bindkit eval`'s are the same
 PROMPT_TEMPLATES = [
-    "the number {word}",
-    "a handwritten {numeral}",
-    "a photo of the digit {word}",
-    "the digit {numeral}",
-    "a drawing of the number {word}",
-    "a handwritten digit {word}",
-    "the numeral {numeral}",
-    "someone writing the number {word}",
+    "the number {}",
+    "a handwritten {}",
+    "a photo of the digit {}",
+    "the digit {}",
+    "a drawing of the number {}",
+    "a handwritten digit {}",
+    "a picture of a handwritten {}",
+    "someone writing the number {}",
 ]
 
 
@@ -70,13 +71,9 @@ def caption(digit: int, ink: str, surface: str, size: str, light: str, rng: np.r
 
 
 def class_prompts(templates: list[str] | None = None) -> list[list[str]]:
-    """Prompts per class, [10][len(templates)], for zero-shot classification."""
+    """Prompts per class, [10][len(templates)]: each template's `{}` filled with the class word ("seven")."""
     templates = PROMPT_TEMPLATES if templates is None else templates
     for t in templates:
-        try:
-            fill(t, 0)
-        except (KeyError, IndexError) as e:
-            raise ValueError(
-                f"prompt template {t!r}: class prompts may use only {{word}} and {{numeral}}"
-            ) from e
-    return [[fill(t, d) for t in templates] for d in range(10)]
+        if not isinstance(t, str) or t.count("{}") != 1:
+            raise ValueError(f"prompt template {t!r} must hold exactly one '{{}}' for the class word")
+    return [[t.format(WORDS[d]) for t in templates] for d in range(10)]
