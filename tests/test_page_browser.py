@@ -187,7 +187,7 @@ def test_a_spoken_digit_finds_its_images_depth_maps_and_imu_traces(demo_site, br
     """One held-out recording of each digit, dropped on the page: the spoken clip itself ranks first among the
     sounds, and the digit shown most often among the 6 images, depth maps and IMU traces is the spoken one.
 
-    The model is the `--quick` demo's (a minute of binding; about half of its cross-modal top results are right,
+    The model is the `--quick` demo's (a minute of binding; about 40% of its audio->X top results are right,
     the full demo's about 80%), so this checks 30 (digit, kind) cases against chance: the plurality of 6 random
     digits is the spoken one about 12% of the time, so 9 or more of 30 happen by chance with probability ~1%.
     `test_every_held_out_clip_through_the_api` makes the same check over all 300 clips."""
