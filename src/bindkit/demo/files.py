@@ -34,7 +34,6 @@ SCORED = ("image", "video", "audio", "depth", "thermal", "imu")  # modalities wi
 class Split:
     """One split read back from its files: the manifest rows and a model input per modality."""
 
-    folder: Path
     rows: list[dict]
     inputs: dict[str, torch.Tensor]  # modality (image, video, audio, ...) -> model input
 
@@ -86,4 +85,4 @@ def read_split(manifest: Path, config: ImageBindConfig, modalities=SCORED) -> Sp
     """Load every modality's files of a split with `bindkit.data.load` and the model config's sizes and constants."""
     folder, rows = manifest.parent, read_manifest(manifest)
     inputs = {m: load(m, [folder / r["files"][m] for r in rows], config=config) for m in modalities}
-    return Split(folder, rows, inputs)
+    return Split(rows, inputs)

@@ -29,7 +29,6 @@ from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
 from bindkit.train.build import set_encoder_config
-from bindkit.worlds import class_prompts
 
 from . import report, scores
 from .data import DemoData, build_data
@@ -166,9 +165,7 @@ def evaluate(model: ImageBind, paired: ImageBind, test: Split, probe: Split, s: 
     emb["text"] = scores.embed(model, "text", tokenize([r["caption"] for r in test.rows],
                                                       context_length=model.config.encoders["text"].input_shape[0]))
     tp = {m: scores.embed(paired, m, test.inputs[m]) for m in BOUND}
-    prompts = class_prompts()
-    zs = scores.zero_shot_table(emb, tp, scores.class_embeddings(model, prompts),
-                                scores.class_embeddings(paired, prompts), y)  # fmt: skip
+    zs = scores.zero_shot_table(emb, tp, scores.class_embeddings(model), scores.class_embeddings(paired), y)
     pool = {m: scores.embed(model, m, probe.inputs[m]) for m in SCORED}
     few = scores.few_shot_table(pool, probe.digits, {m: emb[m] for m in pool}, y, s.shots, s.probe_seeds)
     arith = scores.arithmetic_query(emb["image"], emb["audio"], test.surfaces, y, s.arithmetic_queries)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bindkit.data import tokenize
+from bindkit.evaluate import class_embeddings as evaluate_class_embeddings
 from bindkit.evaluate import (
     compose,
     few_shot,
@@ -22,6 +22,7 @@ from bindkit.evaluate import (
     zero_shot,
 )
 from bindkit.model import ImageBind
+from bindkit.worlds.captions import PROMPT_TEMPLATES, WORDS
 
 from .settings import BOUND
 
@@ -33,12 +34,13 @@ def embed(model: ImageBind, modality: str, x: torch.Tensor, batch: int = 256) ->
     return torch.cat([model.encode({modality: x[i : i + batch]})[modality] for i in range(0, len(x), batch)])
 
 
-def class_embeddings(model: ImageBind, prompts: list[list[str]]) -> torch.Tensor:
-    """(C, D) class embeddings: each class's prompt embeddings, unit-normalised, averaged and renormalised."""
+def class_embeddings(model: ImageBind) -> torch.Tensor:
+    """(C, D) digit class embeddings by `bindkit.evaluate`'s recipe, from the world's prompt templates (the ones
+    the run's `eval/templates.txt` holds), so the demo's classifier is `bindkit eval`'s."""
     ctx = model.config.encoders["text"].input_shape[0]
-    flat = [p for ps in prompts for p in ps]
-    emb = embed(model, "text", tokenize(flat, context_length=ctx)).view(len(prompts), len(prompts[0]), -1)
-    return F.normalize(F.normalize(emb, dim=-1).mean(1), dim=-1)
+    encode_text = lambda texts: embed(model, "text", tokenize(texts, context_length=ctx))  # noqa: E731
+    emb, _ = evaluate_class_embeddings(encode_text, [[w] for w in WORDS], PROMPT_TEMPLATES)
+    return emb
 
 
 def zero_shot_table(emb: dict[str, torch.Tensor], paired: dict[str, torch.Tensor], cls: torch.Tensor,
