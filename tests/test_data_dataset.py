@@ -119,3 +119,25 @@ def test_folder_to_embeddings_with_the_model(folder):
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(7))
     direct = model.encode({"image": load("image", list_files(folder, "image"), model.config)})["image"]
     torch.testing.assert_close(emb, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_training_search_and_load_cut_audio_the_same_way_for_small_configs():
+    """A config with fewer fbank frames than the official 204 gets clips of exactly that many frames everywhere."""
+    from bindkit.data import load
+    from bindkit.store.inputs import loader_call
+    from bindkit.train.sources import load_side
+
+    cfg = get_config("imagebind_tiny")
+    enc = cfg.encoders["audio"]
+    t = np.arange(16000 * 3) / 16000
+    wave = (np.sin(2 * np.pi * 440 * t) * np.linspace(0, 1, t.size)).astype(np.float32)[None]  # (1, N)
+    via_load = load("audio", [(wave, 16000)], config=cfg)
+    fn, kw = loader_call("audio", enc)
+    via_store = fn([(wave, 16000)], **kw)
+    via_train = load_side(enc, [(wave, 16000)], [{}], [None], {})
+    assert via_load.shape[-1] == enc.input_shape[-1] and kw["clip_duration"] < 2.0
+    assert torch.equal(via_load, via_store) and torch.equal(via_load, via_train)
+    # Not the official 2 s clip cropped to the first 104 frames; the official sizes keep the official 2 s.
+    assert not torch.equal(via_load, load("audio", [(wave, 16000)], config=cfg, clip_duration=2.0))
+    huge = get_config("imagebind_huge").encoders["audio"]
+    assert loader_call("audio", huge)[1]["clip_duration"] == 2.0

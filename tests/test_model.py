@@ -155,3 +155,29 @@ def test_packed_weights_give_the_same_outputs_and_go_stale_on_change(tiny, dtype
         expected = model({"vision": x["vision"]})["vision"]
     assert torch.equal(changed, expected) and not torch.allclose(changed, ref["vision"])
     assert "_bindkit_packed" not in str(model.state_dict().keys())  # packs never reach checkpoints
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_inference_path_matches_the_autograd_path(tiny, dtype):
+    """Inference fuses bias, GELU and the residual adds into oneDNN calls; grad mode runs plain F.linear + adds."""
+    from bindkit.layers import linear
+
+    g = torch.Generator().manual_seed(2)
+    x, w, b, r = (
+        torch.randn(*s, generator=g, dtype=dtype) for s in [(3, 7, 32), (48, 32), (48,), (3, 7, 48)]
+    )
+    with torch.no_grad():
+        fused = linear(x, w, b, residual=r)
+    plain = (x @ w.T + b).float() + r.float()  # one rounding at the end, as the fused call does
+    tol = 1e-5 if dtype == torch.float32 else 0.05
+    assert torch.allclose(fused.float(), plain, atol=tol, rtol=tol)
+    model = ImageBind(tiny.config).eval().to(dtype)
+    model.load_state_dict(tiny.state_dict())
+    inputs = _inputs(tiny.config, b=2)
+    with torch.no_grad():
+        fast = model.encode(inputs)
+    with torch.enable_grad():
+        slow = model.encode(inputs)
+    for m in fast:
+        cos = torch.nn.functional.cosine_similarity(fast[m].float(), slow[m].detach().float()).min().item()
+        assert cos > (0.999999 if dtype == torch.float32 else 0.999), (m, cos)

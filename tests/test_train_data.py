@@ -233,3 +233,74 @@ def test_a_run_from_a_manifest_of_video_files(tmp_path):
     (folder,) = (tmp_path / "cache").glob("vision-*")
     keys = sorted(line for f in folder.glob("*.keys") for line in f.read_text().splitlines())
     assert len(keys) == 4 and all(":t=" in k for k in keys)  # 2 files x 2 times
+
+
+def test_augmented_views_of_one_time_videos_reuse_that_time(tmp_path):
+    """A video source with one time per row (Ego4D windows, times_per_video=1) still gets `views` augmented views."""
+    from bindkit.train import PairConfig, TrainConfig, train
+
+    for name, step in (("a", 8), ("b", 6)):
+        _video(tmp_path / f"{name}.mp4", step=step)
+    write_manifest(audioset_pairs(tmp_path, times_per_video=1), tmp_path / "pairs.jsonl")
+    ds = FilePairs.from_manifest(("video", "audio"), tmp_path / "pairs.jsonl")
+    assert ds.num_views().tolist() == [1, 1]
+    one, three = (ds.load(0, np.array([0]), np.array([v]), TINY.encoders["vision"]) for v in (0, 3))
+    assert torch.equal(one, three) and ds.view_name(0, 0) != ds.view_name(0, 3)
+    pair = PairConfig(("video", "audio"), str(tmp_path / "pairs.jsonl"), batch_size=2, augment=True, views=3)
+    res = train(TrainConfig(pairs=[pair], model="imagebind_tiny", steps=2, run_dir=str(tmp_path / "run"),
+                            cache_dir=str(tmp_path / "cache"), progress=False))  # fmt: skip
+    assert res.step == 2
+    (folder,) = (tmp_path / "cache").glob("vision-*")
+    keys = {line for f in folder.glob("*.keys") for line in f.read_text().splitlines()}
+    assert len(keys) == 2 * 3  # 2 files x 3 augmented views of their one time
+
+
+def test_file_hashes_follow_content_even_when_mtime_is_restored(tmp_path):
+    import os
+
+    from bindkit.train.data import FileHasher
+
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"aaaa")
+    index = tmp_path / "hashes.jsonl"
+    first = FileHasher(index)
+    h1 = first.hash(f)
+    first.save()
+    st = f.stat()
+    f.write_bytes(b"bbbb")  # same size; mtime set back as a copy tool might
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = FileHasher(index)
+    assert again.hash(f) != h1 and again.hash(tmp_path / "x.bin") == again.hash(f)
+    assert FileHasher(index).known  # the index was read back
+
+
+def test_binding_from_files_fits_and_stores_the_loader_normalisation(tmp_path):
+    """Depth bound from files: mean/std fitted on the training maps, stored in the saved model's config."""
+    from bindkit import load_model
+    from bindkit.data import load_depth
+    from bindkit.train import PairConfig, TensorPairs, TrainConfig, Trainer, train
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / f"im{i}.png")
+        np.save(tmp_path / f"d{i}.npy", rng.uniform(0.5, 5.0, (40, 48)).astype(np.float32))  # metres
+        rows.append({"image": f"im{i}.png", "depth": f"d{i}.npy"})
+    write_manifest(rows, tmp_path / "pairs.jsonl")
+
+    def run(name, data, **kw):
+        pair = PairConfig(("vision", "depth"), data, batch_size=3, replication=1.0, augment=False)
+        return TrainConfig(pairs=[pair], model="imagebind_tiny", steps=1, run_dir=str(tmp_path / name),
+                           cache_dir=str(tmp_path / "cache"), progress=False, **kw)  # fmt: skip
+
+    raw = load_depth([tmp_path / f"d{i}.npy" for i in range(6)], size=TINY.encoders["depth"].input_shape[-1])
+    res = train(run("a", str(tmp_path / "pairs.jsonl")))
+    stored = load_model(res.model_dir).config.encoders["depth"].preprocess
+    assert stored["mean"] == pytest.approx(raw.double().mean().item(), rel=1e-5)
+    assert stored["std"] == pytest.approx(raw.double().std().item(), rel=1e-3)
+    tr = Trainer(run("b", str(tmp_path / "pairs.jsonl")))
+    x = tr._load(0, 1, np.arange(6), np.zeros(6, dtype=np.int64))  # what training feeds the depth encoder
+    assert abs(x.mean().item()) < 1e-4 and x.std().item() == pytest.approx(1.0, abs=1e-3)
+    assert Trainer(run("c", str(tmp_path / "pairs.jsonl"), fit_normalization=0)).fitted == {}
+    tensors = TensorPairs(("vision", "depth"), torch.randn(6, 3, 32, 32), torch.randn(6, 1, 32, 32))
+    assert Trainer(run("d", tensors)).fitted == {}  # model inputs already: the caller's normalisation stands

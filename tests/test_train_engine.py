@@ -22,7 +22,7 @@ def one_thread():
 
 def test_short_training_learns_and_writes_the_run_directory(tmp_path):
     data, held_out = world(256, seed=0), world(256, seed=0)
-    res = train(config(tmp_path, data=data, pair=dict(batch_size=32), steps=50, warmup_steps=5,
+    res = train(config(tmp_path, data=data, pair=dict(batch_size=32, augment=False), steps=50, warmup_steps=5,
                        checkpoint_every=25), model=small_model())  # fmt: skip
     recs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == list(range(1, 51))

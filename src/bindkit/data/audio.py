@@ -22,10 +22,12 @@ than a clip is reused three times, losing a tiny residual mean each time). With 
 low-frequency cells by more than 1. `inplace_mean=True` (default) reproduces it; `inplace_mean=False` gives every
 clip its own copy, which is what the official code presumably meant (use it only with a model trained that way).
 
-Errors: a missing, empty, unreadable, truncated (WAV/AIFF data chunk, Ogg stream, FLAC) or sample-less file, a
-non-finite waveform, or audio shorter than one 25 ms frame (where the official loader fails on an assertion) is
-reported with its index, name and reason; one `LoadError` lists every bad item of the batch, or `errors="skip"`
-returns the good ones and the skipped list.
+Errors: a missing, empty, unreadable, truncated (WAV/AIFF data chunk, Ogg stream, FLAC, or an MP3 whose Xing/Info/
+VBRI header states more frames than decode: "header says N frames, decoded M") or sample-less file, a non-finite
+waveform, or audio shorter than one 25 ms frame (where the official loader fails on an assertion) is reported with
+its index, name and reason; one `LoadError` lists every bad item of the batch, or `errors="skip"` returns the good
+ones and the skipped list. An MP3 without such a header has only an estimated length (a cut there goes unnoticed);
+when libsndfile's estimate is reached, which may be short of the real end, FFmpeg decodes the file instead.
 
 Speed: decoding runs on worker threads, a few chunks ahead of the compute; resampling kernels are cached per
 rate pair and each rate group is resampled by one strided conv over a packed buffer (run as banded matmuls);
@@ -60,9 +62,18 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".m4a", ".aac", ".opus", ".wma", ".3gp"}
 CLIP_CHUNK = 16  # clips per batched fbank call: (15, 198, 512) float32 frames, 6 MB of reused scratch
 FILE_CHUNK = 16  # files per compute step; up to 2 more chunks decode meanwhile
+MP3_SLACK = 3 * 1152  # samples: encoder delay and padding (gapless info) may be counted or not; 3 MPEG frames
+MP3_TAG_SEARCH = 2048  # bytes searched for a Xing/Info/VBRI tag: a little junk before the first frame is ok
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
+def _av_truncation(container: Any, stream: Any, src: Any, decoded: int) -> str | None:
+    """Why an MP3 FFmpeg decoded is cut short, if it is (FFmpeg only logs "filesize and duration do not match")."""
+    if container.format.name != "mp3" or not stream.duration:  # other formats' durations are looser
+        return None
+    return _mp3_truncation(src, round(stream.duration * stream.time_base * stream.rate), decoded)
+
+
 def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
     """The first audio stream of any container FFmpeg reads, as float32 `[C, N]` at its own rate."""
     import av  # only needed for video containers and formats libsndfile does not read
@@ -76,6 +87,8 @@ def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
             chunks = [f.to_ndarray() for fr in container.decode(stream) for f in to_float.resample(fr)]
             chunks += [f.to_ndarray() for f in to_float.resample(None)]
             rate = stream.rate
+            if reason := _av_truncation(container, stream, src, sum(c.shape[1] for c in chunks)):
+                raise ItemError(reason)
     except ItemError:
         raise
     except Exception as e:  # FFmpeg's errors are many and undocumented; keep both decoders' messages
@@ -86,7 +99,42 @@ def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.concatenate(chunks, axis=1).astype(np.float32, copy=False)), int(rate)
 
 
-def _truncation(f: sf.SoundFile, frames_read: int) -> str | None:
+def _read_at(src: Any, offset: int, size: int) -> bytes:
+    """Up to `size` bytes at `offset` of a path or an in-memory stream, leaving the stream's position alone."""
+    if isinstance(src, io.BytesIO):
+        with src.getbuffer() as buf:
+            return bytes(buf[offset : offset + size])
+    with open(src, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def _mp3_declares_length(src: Any) -> bool:
+    """Whether an MP3 opens with a Xing/Info (frame count flag set) or VBRI frame, i.e. states its length.
+
+    Without one, libsndfile (mpg123) and FFmpeg only estimate the length from the file size and a bitrate.
+    """
+    head = _read_at(src, 0, 10)
+    start = 0
+    if head[:3] == b"ID3" and len(head) == 10:  # skip an ID3v2 tag: syncsafe size, plus a footer if flagged
+        size = sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+        start = 10 + size + 10 * (head[5] >> 4 & 1)
+    frame = _read_at(src, start, MP3_TAG_SEARCH)  # the tag sits 13 to 36 bytes into the first frame
+    for tag in (b"Xing", b"Info"):
+        at = frame.find(tag)
+        if at >= 0:
+            return len(frame) >= at + 8 and bool(frame[at + 7] & 1)  # flags: bit 0 = frame count present
+    return b"VBRI" in frame
+
+
+def _mp3_truncation(src: Any, declared: int, decoded: int) -> str | None:
+    """Why an MP3 is cut short, if its Xing/VBRI header states more frames than could be decoded."""
+    if decoded >= declared - MP3_SLACK or not _mp3_declares_length(src):
+        return None
+    return f"truncated file: the MP3 header says {declared} frames, decoded {decoded}"
+
+
+def _truncation(f: sf.SoundFile, frames_read: int, src: Any) -> str | None:
     """Why a file libsndfile opened is cut short, if it is: it reads what is there and only logs the rest."""
     declared = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info, re.M)  # WAV/AIFF-style
     if declared and 0 < int(declared[2]) < int(declared[1]) < 0xFFFFFF00:  # 0 or ~4 GiB: a streamed file
@@ -95,6 +143,8 @@ def _truncation(f: sf.SoundFile, frames_read: int) -> str | None:
         return "truncated file: the Ogg stream ends without its end-of-stream page"
     if f.format == "FLAC" and 0 < frames_read < f.frames:
         return f"truncated file: FLAC header declares {f.frames} frames, only {frames_read} could be decoded"
+    if f.format == "MP3":  # mpg123 decodes up to the cut and only prints a warning ("Xing stream size off")
+        return _mp3_truncation(src, f.frames, frames_read)
     return None
 
 
@@ -110,8 +160,10 @@ def _decode_sf(src: Any) -> tuple[torch.Tensor, int] | str:
             data = f.read(dtype="int16" if pcm16 else "float32", always_2d=True)  # (N, C)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise ItemError(f"corrupt or truncated audio ({e})") from e
-        if reason := _truncation(f, data.shape[0]):
+        if reason := _truncation(f, data.shape[0], src):
             raise ItemError(reason)
+        if f.format == "MP3" and data.shape[0] == f.frames and not _mp3_declares_length(src):
+            return ""  # soundfile stops at mpg123's estimate, which may be short: FFmpeg reads to the end
         rate = f.samplerate
     wave = torch.empty(data.shape[1], data.shape[0])
     wave.copy_(torch.from_numpy(data).t())  # to float32 and planar (C, N) in one pass

@@ -21,10 +21,12 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.data.errors import LoadError, check_errors
 
+_VIDEO = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
 EXTENSIONS = {
     "image": {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"},
-    "video": {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"},
-    "audio": {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"},
+    "video": set(_VIDEO),
+    # video containers too: load_audio decodes their audio tracks
+    "audio": {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"} | _VIDEO,
     "depth": {".png", ".npy", ".npz", ".tif", ".tiff"},
     "thermal": {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"},
     "imu": {".csv", ".npy", ".npz"},
@@ -44,7 +46,10 @@ def get_loader(modality: str) -> Callable[..., Any]:
 
 
 def loader_kwargs(modality: str, enc: EncoderConfig) -> dict[str, Any]:
-    """Loader options that make inputs fit an encoder: its input size, plus its `preprocess` constants."""
+    """Loader options that make inputs fit an encoder: its input size, plus its `preprocess` constants.
+
+    The one place these are derived: `load`, the streaming dataset, the store and the trainer all call it, so a model
+    sees the same inputs in training, evaluation and search."""
     shape = enc.input_shape
     if modality in ("image", "vision", "depth", "thermal"):
         sizes: dict[str, Any] = {"size": shape[-1]}
@@ -53,7 +58,12 @@ def loader_kwargs(modality: str, enc: EncoderConfig) -> dict[str, Any]:
     elif modality == "text":
         sizes = {"context_length": shape[0]}
     elif modality == "audio":
-        sizes = {"num_mel_bins": shape[-2], "target_length": shape[-1]}
+        # Clips of exactly `target_length` fbank frames (25 ms window, 10 ms hop), at most the official 2 s. A
+        # quarter sample (at 16 kHz) of margin: the loader floors duration x rate, and 1.055 s is 16879.99... samples
+        # as a float.
+        frames = shape[-1]
+        sizes = {"num_mel_bins": shape[-2], "target_length": frames,
+                 "clip_duration": min(2.0, 0.025 + 0.01 * (frames - 1) + 0.25 / 16000)}  # fmt: skip
     else:  # imu
         sizes = {"length": shape[-1]}
     accepted = inspect.signature(get_loader(modality)).parameters

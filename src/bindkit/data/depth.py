@@ -9,8 +9,9 @@ The map is then resized (short side to S, bilinear by default) and centre-croppe
 
 Inputs: 16-bit PNG in millimetres (`encoding="auto"` or `"mm"`), SUN RGB-D's bit-rotated PNGs (`"sunrgbd"`: the
 stored value is the millimetre value rotated left by 3 bits), float metres in `.npy`/`.npz` (`"auto"` or `"m"`),
-ready-made disparity (`"disparity"`), or the same as in-memory numpy arrays (integer dtype = stored units, float =
-metres). Integer maps are multiplied by `depth_scale` (metres per unit, 0.001 for millimetres).
+ready-made disparity (`"disparity"`), or the same as in-memory numpy arrays or PIL images (integer dtype or modes
+I;16/I/L = stored units, float or mode F = metres; a PIL image of a PNG gives what the PNG's path gives). Integer
+maps are multiplied by `depth_scale` (metres per unit, 0.001 for millimetres).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ NYU_FOCAL = 518.857901  # pixels, fx of the Kinect v1 (NYU) intrinsics in SUN RG
 # matches disparity computed from depth in millimetres rather than metres, so check it against your own data.
 COMMUNITY_NORMALIZATION = {"mean": 0.0418, "std": 0.0295}
 ENCODINGS = ("auto", "mm", "sunrgbd", "m", "disparity")
+IMAGE_MODES = ("I;16", "I;16B", "I;16L", "I", "L", "F")  # single-channel PIL modes: 16/32-bit, 8-bit, float
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
             "bicubic": Image.Resampling.BICUBIC}  # fmt: skip
 
@@ -63,9 +65,11 @@ def sunrgbd_focal(intrinsics_path: str | Path) -> float:
 
 
 def _read_array(item: Any) -> np.ndarray:
-    """The stored 2-D map of a path/bytes/array, in its stored dtype."""
+    """The stored 2-D map of a path/bytes/array/PIL image, in its stored dtype."""
     if isinstance(item, np.ndarray):
         a = item
+    elif isinstance(item, Image.Image):
+        a = _image_values(item)
     else:
         data = read_bytes(item)  # .npy / .npz are recognised by their magic bytes, whatever the name
         a = _read_numpy(data) if data.startswith((b"\x93NUMPY", b"PK\x03\x04")) else _read_image(data)
@@ -95,9 +99,19 @@ def _read_image(data: bytes) -> np.ndarray:
         img.load()
     except Exception as e:
         raise ItemError(f"not a readable depth image ({type(e).__name__}: {e})") from e
-    if img.mode not in ("I;16", "I;16B", "I;16L", "I", "L", "F"):
-        raise ItemError(f"depth images must be single-channel (16-bit PNG), got mode {img.mode}")
-    return np.array(img)
+    return _image_values(img)
+
+
+def _image_values(img: Image.Image) -> np.ndarray:
+    """The stored values of a single-channel image (integer modes: stored units, "F": metres), as a file's."""
+    if img.mode not in IMAGE_MODES:
+        raise ItemError(
+            f"depth images must be single-channel (modes {', '.join(IMAGE_MODES)}), got mode {img.mode}"
+        )
+    try:
+        return np.array(img)  # loads a lazily opened image: its decoding errors surface here
+    except Exception as e:
+        raise ItemError(f"not a readable depth image ({type(e).__name__}: {e})") from e
 
 
 def read_depth(item: Any, encoding: str = "auto", depth_scale: float = 0.001) -> np.ndarray:

@@ -73,10 +73,12 @@ def _run(
 
 
 def _pair(anchor: str, other: str, a: torch.Tensor, b: torch.Tensor, phase: Phase, tau) -> PairConfig:
-    """An in-memory pair; rows of `a` beyond those of `b` are left out (the anchor set is the larger one)."""
+    """An in-memory pair; rows of `a` beyond those of `b` are left out (the anchor set is the larger one). No
+    augmentation (the presets were tuned without it; Table 9 turns it on for depth and thermal by default)."""
     return PairConfig((anchor, other), TensorPairs((anchor, other), a[: len(b)], b), batch_size=phase.batch_size,
                       lr=phase.lr, weight_decay=phase.weight_decay, temperature=tau,
-                      replication=phase.share.get(other, 1.0), drop_path=0.0, freq_mask=0, grad_clip=1.0)  # fmt: skip
+                      replication=phase.share.get(other, 1.0), drop_path=0.0, freq_mask=0, grad_clip=1.0,
+                      augment=False, erase=0.0, randaug=0)  # fmt: skip
 
 
 def train_anchor(inputs: dict[str, torch.Tensor], phase: Phase, run_dir: Path, seed: int = 0,

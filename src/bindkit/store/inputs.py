@@ -10,7 +10,6 @@ reported with its reason instead of failing the batch. Text items are read here 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,29 +24,13 @@ PER_ITEM = {
 }  # loader options a manifest row may set per item (e.g. a .npy's rate in Hz)
 
 
-def _sizes(kind: str, enc: EncoderConfig) -> dict[str, Any]:
-    """The size arguments that make a loader's output fit `enc.input_shape`."""
-    shape = enc.input_shape
-    if kind == "video":
-        return {"size": shape[-1], "frames_per_clip": enc.kernel[0]}
-    if kind == "text":
-        return {"context_length": shape[0]}
-    if kind == "audio":
-        return {"num_mel_bins": shape[-2], "target_length": shape[-1]}
-    if kind == "imu":
-        return {"length": shape[-1]}
-    return {"size": shape[-1]}  # image, depth, thermal
-
-
 def loader_call(kind: str, enc: EncoderConfig) -> tuple[Any, dict[str, Any]]:
     """The `bindkit.data` loader for `kind` and its keyword arguments for encoder `enc`."""
     import bindkit.data
 
     if enc.modality != encoder_of(kind):
         raise ValueError(f"a {kind} item needs the {encoder_of(kind)} encoder, got {enc.modality}")
-    fn = getattr(bindkit.data, LOADERS[kind])
-    accepted = inspect.signature(fn).parameters
-    return fn, {**_sizes(kind, enc), **{k: v for k, v in enc.preprocess.items() if k in accepted}}
+    return getattr(bindkit.data, LOADERS[kind]), bindkit.data.loader_kwargs(kind, enc)
 
 
 def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:

@@ -137,3 +137,36 @@ def describe_model(model: ImageBind, modes: dict[str, str]) -> dict[str, dict]:
         out[m] = {"mode": modes[m], "params": n, "trainable": t, "drop_path": enc.cfg.drop_path,
                   "logit_scale": enc.scale}  # fmt: skip
     return out
+
+
+FITTED = ("depth", "thermal", "imu")  # loaders whose mean/std are fitted to the data they are bound on
+
+
+def fit_normalization(
+    model: ImageBind, cfg: TrainConfig, datasets: list, modes: dict[str, str]
+) -> dict[str, dict]:
+    """Fit and store the loader normalisation (mean, std) of each trained depth/thermal/IMU encoder whose config has
+    none, from up to `cfg.fit_normalization` items of its first file-backed pair; returns what was fitted.
+
+    The constants go into the encoder's `preprocess`, so the saved model normalises its own inputs at inference.
+    In-memory tensor pairs are model inputs already (their normalisation is the caller's), so they are left alone.
+    """
+    import numpy as np
+
+    from bindkit.data import depth, imu, thermal
+    from bindkit.train.data import FilePairs
+
+    fitters = {m: mod.fit_normalization for m, mod in (("depth", depth), ("thermal", thermal), ("imu", imu))}
+    fitted: dict[str, dict] = {}
+    for p, ds in zip(cfg.pairs, datasets, strict=True):
+        for s, m in enumerate(p.modalities):
+            enc = model.config.encoders[m]
+            if m not in FITTED or modes[m] == "frozen" or m in fitted or "mean" in enc.preprocess or \
+                    not isinstance(ds, FilePairs) or not cfg.fit_normalization:  # fmt: skip
+                continue
+            n = min(len(ds), cfg.fit_normalization)
+            idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(np.int64))  # spread over the data
+            chunks = (ds.load(s, c, np.zeros_like(c), enc) for c in np.array_split(idx, -(-len(idx) // 64)))
+            fitted[m] = fitters[m](chunks)
+            set_encoder_config(model, m, preprocess={**enc.preprocess, **fitted[m]})
+    return fitted

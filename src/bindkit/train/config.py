@@ -18,24 +18,32 @@ from bindkit.config import canonical
 MODES = ("train", "frozen", "lora")
 PRECISIONS = ("fp32", "bf16")
 
+# Table 9's image views ("RRC 224 bilinear, HFlip .5, RandErase .25, RandAug 9/0.5, ColorJitter .4"; RandAugment as
+# timm's rand-m9-mstd0.5: 2 ops per image, each with probability 0.5): on for the depth and thermal pairs; the other
+# rows keep `augment` off but hold the same view knobs, used if a config turns it on.
+VIEWS: dict[str, Any] = dict(
+    crop_scale=(0.08, 1.0), jitter=0.4, randaug=2, randaug_magnitude=9.0, randaug_std=0.5
+)
+AUG_ON: dict[str, Any] = dict(augment=True, erase=0.25, **VIEWS)
+AUG_OFF: dict[str, Any] = dict(augment=False, erase=0.0, **VIEWS)
 # Table 9 of the paper, keyed by the modality bound to the image. Replication follows the table, not the main text
 # (which says 50x for LLVIP too). `epochs`/`warmup_epochs` only set a run's length when it gives neither steps
 # nor epochs.
 TABLE9: dict[str, dict[str, Any]] = {
     "audio": dict(replication=1.25, temperature=0.05, lr=1.6e-3, weight_decay=0.2, batch_size=2048, grad_clip=1.0,
-                  warmup_epochs=2, epochs=64, drop_path=0.1, freq_mask=12),
+                  warmup_epochs=2, epochs=64, drop_path=0.1, freq_mask=12, **AUG_OFF),
     "depth": dict(replication=50.0, temperature=0.2, lr=1.6e-3, weight_decay=0.2, batch_size=512, grad_clip=1.0,
-                  warmup_epochs=2, epochs=64, drop_path=0.0, freq_mask=0),
+                  warmup_epochs=2, epochs=64, drop_path=0.0, freq_mask=0, **AUG_ON),
     "thermal": dict(replication=25.0, temperature=0.1, lr=5e-4, weight_decay=0.05, batch_size=512, grad_clip=5.0,
-                    warmup_epochs=2, epochs=64, drop_path=0.0, freq_mask=0),
+                    warmup_epochs=2, epochs=64, drop_path=0.0, freq_mask=0, **AUG_ON),
     "imu": dict(replication=1.0, temperature=0.2, lr=5e-4, weight_decay=0.5, batch_size=512, grad_clip=1.0,
-                warmup_epochs=2, epochs=8, drop_path=0.7, freq_mask=0),
+                warmup_epochs=2, epochs=8, drop_path=0.7, freq_mask=0, **AUG_OFF),
 }  # fmt: skip
 # Image-text (CLIP-style) training has no row in Table 9: these are bindkit's defaults (OpenCLIP-like, learnable
 # temperature starting at the text encoder's configured scale).
 CLIP_DEFAULTS: dict[str, Any] = dict(
     replication=1.0, temperature="learnable", lr=5e-4, weight_decay=0.2, batch_size=512, grad_clip=1.0,
-    warmup_epochs=2, epochs=32, drop_path=0.0, freq_mask=0,
+    warmup_epochs=2, epochs=32, drop_path=0.0, freq_mask=0, **AUG_OFF,
 )  # fmt: skip
 # Run-control fields may differ between a run and its resumption; everything else must match.
 RUN_CONTROL = ("resume", "stop_after", "progress", "num_workers", "device")
@@ -74,9 +82,14 @@ class PairConfig:
     grad_clip: float | None = None  # max global grad norm of this pair's trained parameters (0: off)
     drop_path: float | None = None  # stochastic depth rate of the trained encoders' trunks
     freq_mask: int | None = None  # SpecAugment frequency-mask width for audio inputs (0: off)
-    augment: bool = False  # seeded views: crop + flip shared by both sides, colour jitter on images
+    augment: bool | None = None  # seeded views, geometry shared by both sides (Table 9: depth, thermal)
     views: int = 4  # augmented views cached per item when `augment` is on
-    erase: float = 0.0  # random-erasing probability on the trained (non-image) side
+    erase: float | None = None  # random-erasing probability on the trained depth/thermal side (Table 9: 0.25)
+    crop_scale: tuple[float, float] | None = None  # random-resized-crop area range, fraction of the image
+    jitter: float | None = None  # colour jitter: brightness and contrast/saturation factors in [1 - j, 1 + j]
+    randaug: int | None = None  # RandAugment ops per image (timm's n: 2; 0: off)
+    randaug_magnitude: float | None = None  # RandAugment magnitude of 10 (timm's m: 9)
+    randaug_std: float | None = None  # noise std on each op's magnitude, clipped to [0, 10] (mstd: 0.5)
     warmup_epochs: float | None = None
     epochs: float | None = None
     load_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # modality -> extra loader kwargs
@@ -105,6 +118,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step, with exact full-batch gradients
     grad_checkpointing: bool = False  # activation checkpointing on the trained trunks
     cache: bool = True  # frozen anchor embeddings computed once and cached on disk
+    fit_normalization: int = 2048  # items to fit a bound depth/thermal/IMU loader's mean/std from (0: off)
     cache_dir: str | None = None  # default ~/.cache/bindkit/anchors
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -201,6 +215,7 @@ def _resolve_pair(i: int, p: PairConfig) -> PairConfig:
         raise ValueError(f"pairs[{i}] ({a}, {b}): no data given")
     d = pair_defaults(a, b)
     filled = {k: d[k] if getattr(p, k) is None else getattr(p, k) for k in d}
+    filled["crop_scale"] = tuple(float(v) for v in filled["crop_scale"])  # a JSON list -> a tuple
     q = dataclasses.replace(p, modalities=(a, b), name=p.name or f"{a}-{b}", **filled)
     t = q.temperature
     if not (t == "learnable" or (isinstance(t, (int, float)) and t > 0)):
@@ -210,6 +225,11 @@ def _resolve_pair(i: int, p: PairConfig) -> PairConfig:
             raise ValueError(f"pair {q.name}: {k} must be positive, got {getattr(q, k)}")
     if q.views < 1 or not 0 <= q.drop_path < 1 or q.grad_clip < 0:
         raise ValueError(f"pair {q.name}: need views >= 1, 0 <= drop_path < 1, grad_clip >= 0")
+    lo, hi = q.crop_scale
+    ok = 0 < lo <= hi <= 1 and 0 <= q.jitter < 1 and 0 <= q.erase <= 1
+    if not ok or q.randaug < 0 or q.randaug_std < 0:
+        raise ValueError(f"pair {q.name}: need 0 < crop_scale[0] <= crop_scale[1] <= 1, 0 <= jitter < 1, "
+                         "0 <= erase <= 1, randaug >= 0, randaug_std >= 0")  # fmt: skip
     return q
 
 

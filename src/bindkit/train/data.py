@@ -151,7 +151,11 @@ class FilePairs(PairDataset):
         return np.array([max(1, len(t)) for t in self.times], dtype=np.int64)
 
     def view_name(self, i: int, view: int) -> str:
-        return f"t={self.times[i][view]:.3f}" if self.times[i] else str(view)
+        return f"t={self._time(i, view):.3f}/{view}" if self.times[i] else str(view)
+
+    def _time(self, i: int, view: int) -> float:
+        # Views past an item's own times (augmented views of a one-time video) reuse its times in turn.
+        return self.times[i][view % len(self.times[i])]
 
     def content_keys(self, side: int, hasher: FileHasher | None = None) -> list[str]:
         if side not in self._keys:
@@ -164,7 +168,7 @@ class FilePairs(PairDataset):
 
     def load(self, side: int, idx: np.ndarray, views: np.ndarray, cfg: EncoderConfig) -> torch.Tensor:
         items = [self.items[side][i] for i in idx]
-        times = [self.times[i][v] if self.times[i] else None for i, v in zip(idx, views, strict=True)]
+        times = [self._time(i, v) if self.times[i] else None for i, v in zip(idx, views, strict=True)]
         rows = [self.rows[i] for i in idx]
         options = {"num_workers": self.num_workers, **self.options.get(self.modalities[side], {})}
         return load_side(cfg, items, rows, times, options)
@@ -237,8 +241,9 @@ def write_manifest(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 
 class FileHasher:
-    """Content hashes of files, remembered by (path, size, mtime) in a JSONL index so unchanged files are not
-    re-read on the next run. A changed file gets a new size or mtime, hence a new hash."""
+    """Content hashes of files, remembered by (path, inode, size, mtime, ctime) in a JSONL index so unchanged files
+    are not re-read on the next run. Any write to a file, or replacing it, changes its ctime (which, unlike mtime,
+    cannot be set back), so a changed file is always hashed again."""
 
     def __init__(self, index: str | Path | None = None):
         self.index = Path(index) if index is not None else None
@@ -254,7 +259,7 @@ class FileHasher:
         """Content hash of one file."""
         p = Path(path).resolve()
         st = p.stat()
-        ident = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+        ident = f"{p}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
         if ident not in self.known:
             h = hashlib.blake2b(digest_size=16)
             with open(p, "rb") as f:

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,15 @@ from tqdm.auto import tqdm
 from bindkit.checkpoint import save_model
 from bindkit.model import ImageBind
 from bindkit.train import dist
-from bindkit.train.augment import apply_view, freq_mask, random_erase, view_params
-from bindkit.train.build import build_model, configure, describe_model, learnable_scale_owner, used_modalities
+from bindkit.train.augment import ViewAug, apply_view, freq_mask, random_erase, view_params
+from bindkit.train.build import (
+    build_model,
+    configure,
+    describe_model,
+    fit_normalization,
+    learnable_scale_owner,
+    used_modalities,
+)
 from bindkit.train.cache import SHARD_ROWS, AnchorCache, fingerprint
 from bindkit.train.ckpt import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bindkit.train.config import TrainConfig, comparable, resolve
@@ -40,7 +47,7 @@ from bindkit.train.sampler import Batch, Plan
 from bindkit.train.sources import shape_options
 
 PLOT_EVERY_S = 60.0
-AUG_VERSION = "crop-flip-jitter-v1"  # part of the cache fingerprint: change it when view augmentation changes
+AUG_VERSION = "rrc-flip-randaug-jitter-v2"  # in the cache fingerprint: bump it when the views change
 
 
 @dataclass
@@ -89,6 +96,8 @@ class Trainer:
         if missing:
             raise ValueError(f"the model has no {missing} encoder(s); it holds {list(self.model.encoders)}")
         self.modes = configure(self.model, cfg)
+        # Before any input is loaded: fitted constants change what the loaders return.
+        self.fitted = fit_normalization(self.model, cfg, self.datasets, self.modes)
         self._prepare_run_dir()
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self._group_settings()), betas=cfg.betas,
                                            eps=cfg.eps)  # fmt: skip
@@ -100,7 +109,7 @@ class Trainer:
             raise ValueError(f"pairs {small}: the per-rank batch is smaller than grad_accum={cfg.grad_accum}")
         self.total, self.warmup = self._schedule()
         self.state = {"step": 0, "epoch": 0, "position": 0}
-        # Drop-path and per-step augmentation draw from torch's generator: one stream per rank.
+        # Drop-path draws from torch's generator: one stream per rank.
         torch.manual_seed(cfg.seed + dist.rank())
         if cfg.resume and (ck := latest_checkpoint(self.run_dir)) is not None:
             self.state = load_checkpoint(ck, self.model, self.optimizer, self.device)
@@ -156,7 +165,8 @@ class Trainer:
         warm_epochs = (
             cfg.warmup_epochs if cfg.warmup_epochs is not None else max(p.warmup_epochs for p in cfg.pairs)
         )
-        return total, min(round(warm_epochs * spe), total // 10)  # short runs: at most a tenth is warm-up
+        # Table 9's warm-up (2 epochs) is kept whole, up to half the run, so a short run still has a decay.
+        return total, min(round(warm_epochs * spe), total // 2)
 
     def _wrap(self) -> torch.nn.Module:
         if not dist.active():
@@ -200,7 +210,8 @@ class Trainer:
         enc = self.model.encoders[m]
         extra = {"input": shape_options(enc.cfg), "load_options": p.load_options.get(m, {}),
                  "precision": self.cfg.precision,
-                 "augment": {"seed": self.cfg.seed, "version": AUG_VERSION} if p.augment else None}  # fmt: skip
+                 "augment": {"seed": self.cfg.seed, "version": AUG_VERSION, **asdict(self._view_aug(i))}
+                 if p.augment else None}  # fmt: skip
         cache = AnchorCache(self._cache_root() / f"{m}-{fingerprint(enc, extra)}")
         keys, items, views = self._cache_keys(i, s)
         dist.barrier()  # every rank splits the same list of misses
@@ -238,6 +249,11 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
+    def _view_aug(self, i: int) -> ViewAug:
+        """Pair i's view knobs: crop area range, colour jitter, RandAugment ops / magnitude / noise."""
+        p = self.cfg.pairs[i]
+        return ViewAug(tuple(p.crop_scale), p.jitter, p.randaug, p.randaug_magnitude, p.randaug_std)
+
     def _load(self, i: int, s: int, items: np.ndarray, views: np.ndarray) -> torch.Tensor:
         """Model inputs of one side with the seeded view augmentation applied (deterministic; thread-safe)."""
         p, ds = self.cfg.pairs[i], self.datasets[i]
@@ -245,7 +261,9 @@ class Trainer:
         x = ds.load(s, items, views, self.model.encoders[m].cfg)
         if p.augment:
             keys = ds.content_keys(0, self._hasher())
-            x = apply_view(x, m, view_params([keys[k] for k in items], views, self.cfg.seed))
+            x = apply_view(
+                x, m, view_params([keys[k] for k in items], views, self.cfg.seed, self._view_aug(i))
+            )
         return x
 
     @torch.no_grad()
@@ -256,12 +274,16 @@ class Trainer:
             out = self.model.encoders[m](x)
         return F.normalize(out.float(), dim=-1)
 
-    def _per_step_aug(self, i: int, m: str, x: torch.Tensor) -> torch.Tensor:
-        p = self.cfg.pairs[i]
+    def _per_step_aug(self, b: Batch, m: str, x: torch.Tensor) -> torch.Tensor:
+        """Trained-side augmentation drawn per step (audio frequency masking, depth/thermal random erasing), item k's
+        draw seeded by (seed, pair, step, item, view): the same on any number of ranks."""
+        p, n = self.cfg.pairs[b.pair], len(b.items)
+        seeds = np.stack([np.full(n, self.cfg.seed), np.full(n, b.pair), np.full(n, self.state["step"]),
+                          b.items, b.views], 1)  # fmt: skip
         if m == "audio" and p.freq_mask:
-            x = freq_mask(x, p.freq_mask)
+            x = freq_mask(x, p.freq_mask, seeds)
         if m in ("depth", "thermal") and p.erase:
-            x = random_erase(x, p.erase)
+            x = random_erase(x, p.erase, seeds)
         return x
 
     def _prepare(self, b: Batch) -> dict[int, torch.Tensor]:
@@ -297,7 +319,7 @@ class Trainer:
                 with torch.no_grad(), self._autocast():
                     fixed[s] = F.normalize(self.model.encoders[sides[s].modality](data[s]).float(), dim=-1)
         live = [s for s in (0, 1) if not sides[s].frozen]
-        inputs = {s: self._per_step_aug(i, sides[s].modality, data[s]) for s in live}
+        inputs = {s: self._per_step_aug(b, sides[s].modality, data[s]) for s in live}
         if self.cfg.grad_accum == 1:
             emb = self._forward({sides[s].modality: inputs[s] for s in live})
             full = [fixed[s] if s not in live else emb[sides[s].modality] for s in (0, 1)]

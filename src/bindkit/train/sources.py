@@ -41,20 +41,9 @@ def accepted(fn: Callable[..., Any]) -> set[str]:
 
 def shape_options(cfg: EncoderConfig) -> dict[str, Any]:
     """Loader options that make its output fit the encoder's `input_shape` (plus the config's `preprocess`)."""
-    m, shape = cfg.modality, cfg.input_shape
-    opts: dict[str, Any] = {}
-    if m in ("vision", "depth", "thermal"):
-        opts["size"] = shape[-1]
-    elif m == "text":
-        opts["context_length"] = shape[0]
-    elif m == "audio":
-        frames = shape[2]  # a clip of exactly `frames` fbank frames (25 ms window, 10 ms hop), at most 2 s
-        opts.update(
-            num_mel_bins=shape[1], target_length=frames, clip_duration=min(2.0, 0.025 + 0.01 * (frames - 1))
-        )
-    elif m == "imu":
-        opts["length"] = shape[1]
-    return {**opts, **cfg.preprocess}
+    from bindkit.data.dataset import loader_kwargs
+
+    return loader_kwargs(cfg.modality, cfg)
 
 
 def per_item(rows: Sequence[dict[str, Any]], names: set[str]) -> dict[str, Any]:
