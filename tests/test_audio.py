@@ -293,3 +293,27 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="clip_duration"):
         load_audio([], clip_duration=0.01)
     assert load_audio([]).shape == (0, 3, 1, 128, 204)
+
+
+def test_loading_runs_torch_single_threaded_and_restores_the_thread_count():
+    """The small fbank ops run on one intra-op thread during the call; the caller's setting comes back, and a load on
+    another thread leaves this thread's setting alone."""
+    import threading
+
+    seen = []
+    orig = audio_mod._transform
+    wave = (torch.sin(torch.arange(48000) / 5.0)[None], 16000)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        audio_mod._transform = lambda *a: (seen.append(torch.get_num_threads()), orig(*a))
+        ref = load_audio([wave])
+        assert seen == [1] and torch.get_num_threads() == 2
+        worker = threading.Thread(target=lambda: load_audio([wave]))
+        worker.start()
+        worker.join()
+        assert torch.get_num_threads() == 2 and seen == [1, 1]
+    finally:
+        audio_mod._transform = orig
+        torch.set_num_threads(before)
+    assert torch.equal(ref, load_audio([wave]))

@@ -23,31 +23,20 @@ def _packed(weight: torch.Tensor) -> torch.Tensor:
 
 
 def linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    gelu: bool = False,
-    residual: torch.Tensor | None = None,
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
 ) -> torch.Tensor:
-    """`F.linear`, then exact GELU or `+ residual` if asked; on CPU without autograd, one fused oneDNN call.
+    """`F.linear` (then exact GELU if asked); on CPU without autograd, one oneDNN call with bias and GELU fused.
 
-    The fused call skips the bias broadcast copy and the separate GELU or residual pass: about 1.3x (bias) and 1.7x
-    (fc1 + GELU) faster here in fp32 and bf16; a fused residual also rounds once in bf16 instead of twice. It has no
-    autograd formula, so training takes the plain path. Weights packed by `pack_linear_weights` are used while they
-    match the parameter (same version, storage and dtype).
+    The fused call skips the bias broadcast copy and the separate GELU pass: about 1.3x (bias) and 1.7x (fc1 + GELU)
+    faster here in fp32 and bf16. It has no autograd formula, so training takes the plain path. Weights packed by
+    `pack_linear_weights` are used while they match the parameter (same version, storage and dtype).
     """  # fmt: skip
     if x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == weight.dtype and \
             x.dtype in (torch.float32, torch.bfloat16) and _has_fused_cpu_linear():  # fmt: skip
-        if residual is not None and residual.dtype == x.dtype and not gelu:
-            return torch.ops.mkldnn._linear_pointwise.binary(
-                x, residual.contiguous(), _packed(weight), bias, "add"
-            )
-        y = torch.ops.mkldnn._linear_pointwise(x, _packed(weight), bias, "gelu" if gelu else "none", [],
-                                               "none" if gelu else "")  # fmt: skip
-    else:
-        y = F.linear(x, weight, bias)
-        y = F.gelu(y) if gelu else y
-    return y if residual is None else residual + y
+        return torch.ops.mkldnn._linear_pointwise(x, _packed(weight), bias, "gelu" if gelu else "none", [],
+                                                  "none" if gelu else "")  # fmt: skip
+    y = F.linear(x, weight, bias)
+    return F.gelu(y) if gelu else y
 
 
 def linear_weights(module: nn.Module) -> list[nn.Parameter]:
@@ -103,8 +92,7 @@ class Attention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention over `x` (B, L, D); `residual`, when given, is added to the output (fused on the CPU path)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)  # (B, L, D) each
         if self.bias_k is not None:
@@ -112,8 +100,7 @@ class Attention(nn.Module):
             v = torch.cat([v, self.bias_v.to(v.dtype).expand(B, 1, D)], dim=1)
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, H, L, hd)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, L, hd)
-        y = y.transpose(1, 2).reshape(B, L, D)
-        return linear(y, self.out_proj.weight, self.out_proj.bias, residual=residual)
+        return linear(y.transpose(1, 2).reshape(B, L, D), self.out_proj.weight, self.out_proj.bias)
 
 
 class MLP(nn.Module):
@@ -124,10 +111,9 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """fc2(GELU(fc1(x))), plus `residual` when given (fused on the CPU path)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
-        return linear(h, self.fc2.weight, self.fc2.bias, residual=residual)
+        return linear(h, self.fc2.weight, self.fc2.bias)
 
 
 class DropPath(nn.Module):
@@ -156,9 +142,5 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.drop_path.p > 0:
-            x = x + self.drop_path(self.attn(self.norm1(x)))
-            return x + self.drop_path(self.mlp(self.norm2(x)))
-        # Without drop-path, the residual adds go into the output projections (one fused call each on the CPU).
-        x = self.attn(self.norm1(x), residual=x)
-        return self.mlp(self.norm2(x), residual=x)
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
