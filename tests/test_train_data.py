@@ -304,3 +304,11 @@ def test_binding_from_files_fits_and_stores_the_loader_normalisation(tmp_path):
     assert Trainer(run("c", str(tmp_path / "pairs.jsonl"), fit_normalization=0)).fitted == {}
     tensors = TensorPairs(("vision", "depth"), torch.randn(6, 3, 32, 32), torch.randn(6, 1, 32, 32))
     assert Trainer(run("d", tensors)).fitted == {}  # model inputs already: the caller's normalisation stands
+    # A pretrained depth encoder (here a saved model with its constants removed) keeps the inputs it was trained on.
+    from bindkit import save_model
+
+    plain = load_model(res.model_dir)
+    plain.config = plain.config.replace_encoder("depth", preprocess={})
+    plain.encoders["depth"].cfg = plain.config.encoders["depth"]
+    save_model(plain, tmp_path / "pretrained")
+    assert Trainer(run("e", str(tmp_path / "pairs.jsonl"), init=str(tmp_path / "pretrained"))).fitted == {}

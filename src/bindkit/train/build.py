@@ -142,14 +142,23 @@ def describe_model(model: ImageBind, modes: dict[str, str]) -> dict[str, dict]:
 FITTED = ("depth", "thermal", "imu")  # loaders whose mean/std are fitted to the data they are bound on
 
 
+def pretrained(cfg: TrainConfig, modality: str) -> bool:
+    """Whether the run starts `modality`'s encoder from saved weights (a model folder, a .pth, or `init`)."""
+    if cfg.model not in list_configs():
+        return True
+    return bool(cfg.init) and (modality in folder_modalities(cfg.init) or Path(cfg.init).is_file())
+
+
 def fit_normalization(
     model: ImageBind, cfg: TrainConfig, datasets: list, modes: dict[str, str]
 ) -> dict[str, dict]:
-    """Fit and store the loader normalisation (mean, std) of each trained depth/thermal/IMU encoder whose config has
-    none, from up to `cfg.fit_normalization` items of its first file-backed pair; returns what was fitted.
+    """Fit and store the loader normalisation (mean, std) of each depth/thermal/IMU encoder trained from scratch whose
+    config has none, from up to `cfg.fit_normalization` items of its first file-backed pair; returns what was fitted.
 
     The constants go into the encoder's `preprocess`, so the saved model normalises its own inputs at inference.
-    In-memory tensor pairs are model inputs already (their normalisation is the caller's), so they are left alone.
+    Pretrained encoders keep the inputs they were trained on (the official checkpoint's are not published: put the
+    community constants in its config if wanted). In-memory tensor pairs are model inputs already (their
+    normalisation is the caller's), so they are left alone.
     """
     import numpy as np
 
@@ -162,7 +171,7 @@ def fit_normalization(
         for s, m in enumerate(p.modalities):
             enc = model.config.encoders[m]
             if m not in FITTED or modes[m] == "frozen" or m in fitted or "mean" in enc.preprocess or \
-                    not isinstance(ds, FilePairs) or not cfg.fit_normalization:  # fmt: skip
+                    not isinstance(ds, FilePairs) or not cfg.fit_normalization or pretrained(cfg, m):  # fmt: skip
                 continue
             n = min(len(ds), cfg.fit_normalization)
             idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(np.int64))  # spread over the data
