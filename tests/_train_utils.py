@@ -37,6 +37,15 @@ def world(n: int = 128, seed: int = 0, size: int = 32) -> TensorPairs:
     return TensorPairs(("vision", "depth"), img, depth, labels=cls.tolist())
 
 
+def clip_world(n: int = 16) -> TensorPairs:
+    """Random images paired with random 5-token captions (SOT ... EOT) of a 16-token text config."""
+    g = torch.Generator().manual_seed(3)
+    ids = torch.zeros(n, 16, dtype=torch.long)
+    ids[:, 0], ids[:, 1:6] = 49406, torch.randint(1, 4000, (n, 5), generator=g)
+    ids[:, 6] = 49407
+    return TensorPairs(("vision", "text"), torch.randn(n, 3, 32, 32, generator=g), ids)
+
+
 def config(tmp_path, run: str = "run", data=None, pair: dict | None = None, **kw) -> TrainConfig:
     """A short single-pair (vision, depth) run in `tmp_path`, quiet, with its own anchor cache."""
     p = {"batch_size": 16, "lr": 1e-3, "replication": 1.0, **(pair or {})}

@@ -1,8 +1,9 @@
-"""Shared pytest fixtures: where the official reference material lives."""
+"""Shared pytest fixtures: where the official reference material lives, the quick demo run, one torch thread."""
 
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -30,3 +31,13 @@ def quick_demo(tmp_path_factory):
     from bindkit.demo import run_demo
 
     return run_demo(run_root=tmp_path_factory.mktemp("demo-runs"), quick=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's tests, then the previous count: the training tests run many small ops on a
+    shared 2-core machine, where OpenMP threads spin against each other (results do not depend on it)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

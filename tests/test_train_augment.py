@@ -27,13 +27,7 @@ from bindkit.train.augment import (
     warp,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _row(op: str, mag: float, sign: float = 1.0, n: int = 1) -> torch.Tensor:

@@ -12,13 +12,7 @@ from _train_utils import config, small_model, world
 from bindkit.train import Trainer, train
 from bindkit.train.cache import AnchorCache, fingerprint
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_store_adds_gathers_across_shards_and_ignores_torn_writes(tmp_path):

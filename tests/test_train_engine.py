@@ -10,14 +10,7 @@ import bindkit
 from _train_utils import config, grads, small_model, world
 from bindkit.train import PairConfig, TensorPairs, TrainConfig, Trainer, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The test machine is shared: one intra-op thread avoids OpenMP spin contention (results do not depend on it).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_short_training_learns_and_writes_the_run_directory(tmp_path):

@@ -9,13 +9,7 @@ from _train_utils import config, small_model
 from bindkit.train import LoRAConfig, apply_lora, load_lora, merge_lora, save_lora, train
 from bindkit.train.lora import plain_state_dict
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _depth(seed=0):

@@ -1,6 +1,6 @@
 """Training-engine behaviours checked against independent references: AdamW settings and decay groups, the warm-up +
 cosine schedule, stochastic depth, audio frequency masking, audio/frame alignment of video sources, `torchrun`,
-CLIP-style DDP, resumption (LoRA, file manifests, a SIGKILL), LoRA block selection, bf16 autocast and activation
+resumption (LoRA, file manifests, a SIGKILL), LoRA block selection, bf16 autocast and activation
 checkpointing.
 """
 
@@ -20,14 +20,12 @@ import av
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
 import bindkit
-from _train_utils import config, grads, small_config, small_model, world
+from _train_utils import clip_world, config, grads, small_config, small_model, world
 from bindkit import ImageBind, get_config, save_model
 from bindkit.layers import Attention
 from bindkit.train import (
@@ -41,7 +39,6 @@ from bindkit.train import (
     load_config,
     train,
 )
-from bindkit.train import dist as tdist
 from bindkit.train import engine as engine_mod
 from bindkit.train.augment import freq_mask
 from bindkit.train.lora import LoRADelta, adapters
@@ -51,13 +48,7 @@ from bindkit.train.sources import shape_options
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The test machine is shared: one intra-op thread avoids OpenMP spin contention (results do not depend on it).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(modalities, depth: int = 2, seed: int = 0) -> ImageBind:
@@ -74,14 +65,6 @@ def _imu_world(n: int = 32, seed: int = 0) -> TensorPairs:
     g = torch.Generator().manual_seed(seed)
     img = torch.randn(n, 3, 32, 32, generator=g)
     return TensorPairs(("vision", "imu"), img, torch.randn(n, 6, 400, generator=g))
-
-
-def _clip_world(n: int = 16) -> TensorPairs:
-    g = torch.Generator().manual_seed(3)
-    ids = torch.zeros(n, 16, dtype=torch.long)
-    ids[:, 0], ids[:, 1:6] = 49406, torch.randint(1, 4000, (n, 5), generator=g)
-    ids[:, 6] = 49407
-    return TensorPairs(("vision", "text"), torch.randn(n, 3, 32, 32, generator=g), ids)
 
 
 def _same_state(a: dict, b: dict) -> bool:
@@ -127,7 +110,7 @@ def _adamw_reference(p0, g1, g2, lr, wd, betas, eps):
 
 def test_adamw_gets_paper_betas_eps_and_decays_only_weight_matrices(tmp_path):
     assert TrainConfig().betas == (0.9, 0.95) and TrainConfig().eps == 1e-6  # the paper's AdamW settings
-    pairs = [PairConfig(("vision", "text"), _clip_world(), batch_size=8),
+    pairs = [PairConfig(("vision", "text"), clip_world(), batch_size=8),
              PairConfig(("vision", "imu"), _imu_world(16), batch_size=8, grad_clip=0.0)]  # fmt: skip
     cfg = TrainConfig(pairs=pairs, encoders={"vision": "train", "text": "train", "imu": "train"}, steps=4,
                       warmup_steps=1, cache=False, progress=False, run_dir=str(tmp_path / "r"))  # fmt: skip
@@ -491,66 +474,6 @@ def test_torchrun_two_cpu_ranks_through_the_cli(tmp_path):
     assert [r["loss"] for r in recs] == pytest.approx(
         [r["loss"] for r in _metrics(tmp_path / "single")], abs=1e-5
     )
-
-
-# ------------------------------------------------------------------------------------------------ 7. CLIP DDP
-CLIP_STEPS = 3
-
-
-def _clip_config(root, run: str, accum: int) -> TrainConfig:
-    return TrainConfig(pairs=[PairConfig(("vision", "text"), _clip_world(16), batch_size=16, lr=1e-3)],
-                       encoders={"vision": "train", "text": "train"}, steps=CLIP_STEPS, warmup_steps=1,
-                       grad_accum=accum, progress=False, run_dir=f"{root}/{run}", cache_dir=f"{root}/cache")  # fmt: skip
-
-
-def _clip_first_step(tr: Trainer) -> dict:
-    b = tr.plan.epoch(0)[0]
-    loss, acc = tr.forward_backward(b)
-    loss, acc = tdist.mean([loss, acc], tr.device)
-    out = {"loss": loss, "acc": acc, "grads": grads(tr.model), "items": b.items}
-    tr.optimizer.zero_grad(set_to_none=True)
-    return out
-
-
-def _clip_worker(rank: int, root: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{root}/pg", rank=rank, world_size=2)
-    tr = Trainer(_clip_config(root, "ddp", accum=2), model=small_model(("vision", "text")))
-    first = _clip_first_step(tr)
-    res = tr.run()
-    torch.save({**first, "final": res.model.state_dict(), "step": res.step}, f"{root}/rank{rank}.pt")
-    dist.destroy_process_group()
-
-
-def test_clip_style_two_processes_equal_one_process(tmp_path):
-    """Both towers trained with the learnable temperature: 2 gloo ranks (each half the batch, 2 accumulation
-    micro-batches) give the single-process loss, gradients (the logit scale's included) and trained weights."""
-    mp.spawn(_clip_worker, args=(str(tmp_path),), nprocs=2)
-    tr = Trainer(_clip_config(tmp_path, "single", accum=1), model=small_model(("vision", "text")))
-    ref = _clip_first_step(tr)
-    final = tr.run().model.state_dict()
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
-    assert r0["items"].tolist() + r1["items"].tolist() == ref["items"].tolist()
-    assert (
-        r0["loss"] == pytest.approx(ref["loss"], abs=1e-6)
-        and r0["loss"] == r1["loss"]
-        and r0["acc"] == ref["acc"]
-    )
-    assert (
-        "encoders.text.post.log_scale" in ref["grads"] and "encoders.vision.head.proj.weight" in ref["grads"]
-    )
-    assert {k.split(".")[1] for k in ref["grads"]} == {"vision", "text"}
-    assert r0["grads"].keys() == ref["grads"].keys() == r1["grads"].keys()
-    assert ref["grads"]["encoders.text.post.log_scale"].abs().item() > 1e-4  # a real gradient to compare
-    for k, g in ref["grads"].items():
-        assert torch.equal(r0["grads"][k], r1["grads"][k]), k
-        assert torch.allclose(r0["grads"][k], g, atol=1e-5, rtol=1e-4), k
-    assert r0["step"] == r1["step"] == CLIP_STEPS
-    assert not torch.equal(final["encoders.text.post.log_scale"], small_model(("vision", "text")).state_dict()[
-        "encoders.text.post.log_scale"])  # fmt: skip
-    for k, w in final.items():
-        assert torch.equal(r0["final"][k], r1["final"][k]), k
-        assert torch.allclose(r0["final"][k], w, atol=1e-5), k
 
 
 # ------------------------------------------------------------------------------------------------ 8. resume

@@ -12,13 +12,7 @@ import torch
 from _train_utils import config, small_model, world
 from bindkit.train import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Everything that draws random numbers is on: drop-path, seeded augmented views (cached), random erasing,

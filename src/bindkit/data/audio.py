@@ -348,13 +348,11 @@ def _one_intra_op_thread() -> Iterator[None]:
     OpenMP the setting belongs to the calling thread, so a model running on another thread keeps its threads.
     """
     before = torch.get_num_threads()
-    if before > 1:
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
-        if before > 1:
-            torch.set_num_threads(before)
+        torch.set_num_threads(before)
 
 
 def _name(item: Any) -> str:

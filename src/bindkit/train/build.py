@@ -139,9 +139,6 @@ def describe_model(model: ImageBind, modes: dict[str, str]) -> dict[str, dict]:
     return out
 
 
-FITTED = ("depth", "thermal", "imu")  # loaders whose mean/std are fitted to the data they are bound on
-
-
 def pretrained(cfg: TrainConfig, modality: str) -> bool:
     """Whether the run starts `modality`'s encoder from saved weights (a model folder, a .pth, or `init`)."""
     if cfg.model not in list_configs():
@@ -162,20 +159,19 @@ def fit_normalization(
     """
     import numpy as np
 
-    from bindkit.data import depth, imu, thermal
+    from bindkit.data import NORMALIZATION_FITTERS
     from bindkit.train.data import FilePairs
 
-    fitters = {m: mod.fit_normalization for m, mod in (("depth", depth), ("thermal", thermal), ("imu", imu))}
     fitted: dict[str, dict] = {}
     for p, ds in zip(cfg.pairs, datasets, strict=True):
         for s, m in enumerate(p.modalities):
             enc = model.config.encoders[m]
-            if m not in FITTED or modes[m] == "frozen" or m in fitted or "mean" in enc.preprocess or \
+            if m not in NORMALIZATION_FITTERS or modes[m] == "frozen" or m in fitted or "mean" in enc.preprocess or \
                     not isinstance(ds, FilePairs) or not cfg.fit_normalization or pretrained(cfg, m):  # fmt: skip
                 continue
             n = min(len(ds), cfg.fit_normalization)
             idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(np.int64))  # spread over the data
             chunks = (ds.load(s, c, np.zeros_like(c), enc) for c in np.array_split(idx, -(-len(idx) // 64)))
-            fitted[m] = fitters[m](chunks)
+            fitted[m] = NORMALIZATION_FITTERS[m](chunks)
             set_encoder_config(model, m, preprocess={**enc.preprocess, **fitted[m]})
     return fitted
