@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from bindkit import ImageBind, ImageBindConfig, get_config
 from bindkit.train import PairConfig, TensorPairs, TrainConfig
@@ -58,3 +62,17 @@ def config(tmp_path, run: str = "run", data=None, pair: dict | None = None, **kw
 def grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Copies of every parameter gradient that is set."""
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def image_depth_files(root: Path, n: int, size: int = 40) -> Path:
+    """n random PNG images with depth maps (metres, .npy) that follow their brightness, and `root/pairs.jsonl`
+    listing them (labels alternate 0/1); returns the manifest."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        img = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+        Image.fromarray(img).save(root / f"{i}.png")
+        np.save(root / f"{i}.npy", (1.0 + img.mean(2) / 255).astype(np.float32))  # depth in metres
+        rows.append({"image": f"{i}.png", "depth": f"{i}.npy", "label": i % 2})
+    (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root / "pairs.jsonl"

@@ -5,22 +5,12 @@ import json
 import numpy as np
 from PIL import Image
 
+from _train_utils import image_depth_files
 from bindkit.cli import main
 
 
-def _files(root, n=16):
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        img = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
-        Image.fromarray(img).save(root / f"{i}.png")
-        np.save(root / f"{i}.npy", (1.0 + img.mean(2) / 255).astype(np.float32))  # depth in metres
-        rows.append({"image": f"{i}.png", "depth": f"{i}.npy", "label": i % 2})
-    (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 def test_train_from_a_config_file(tmp_path, capsys):
-    _files(tmp_path)
+    image_depth_files(tmp_path, 16)
     cfg = {"model": "imagebind_tiny", "pairs": [{"modalities": ["vision", "depth"], "data": "pairs.jsonl",
            "batch_size": 8, "replication": 1.0}], "steps": 2, "warmup_steps": 1, "checkpoint_every": 100}  # fmt: skip
     (tmp_path / "train.json").write_text(json.dumps(cfg))

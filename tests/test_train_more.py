@@ -20,12 +20,11 @@ import av
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
 import bindkit
-from _train_utils import clip_world, config, grads, small_config, small_model, world
+from _train_utils import clip_world, config, grads, image_depth_files, small_config, small_model, world
 from bindkit import ImageBind, get_config, save_model
 from bindkit.layers import Attention
 from bindkit.train import (
@@ -427,21 +426,10 @@ def test_audioset_clip_fills_every_input_frame(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ 6. torchrun
-def _image_depth_files(root: Path, n: int) -> None:
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        img = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
-        Image.fromarray(img).save(root / f"{i}.png")
-        np.save(root / f"{i}.npy", (1.0 + img.mean(2) / 255).astype(np.float32))  # depth in metres
-        rows.append({"image": f"{i}.png", "depth": f"{i}.npy"})
-    (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 def test_torchrun_two_cpu_ranks_through_the_cli(tmp_path):
     """`torchrun --standalone --nproc_per_node 2 -m bindkit train --config ...` on gloo: the run directory gets
     checkpoints (with both ranks' RNG states), metrics for every step and a final model equal to one process."""
-    _image_depth_files(tmp_path, 16)
+    image_depth_files(tmp_path, 16, size=32)
     save_model(small_model(), tmp_path / "model")
     cfg = {"model": "model", "pairs": [{"modalities": ["vision", "depth"], "data": "pairs.jsonl", "batch_size": 8,
            "replication": 1.0, "lr": 1e-3}], "steps": 3, "warmup_steps": 1, "checkpoint_every": 2,
@@ -495,7 +483,7 @@ def test_stop_and_resume_is_bit_identical_with_lora_and_with_file_manifests(tmp_
     pools = []
     if kind == "files":
         (tmp_path / "files").mkdir()
-        _image_depth_files(tmp_path / "files", 24)
+        image_depth_files(tmp_path / "files", 24, size=32)
 
         class Pool(ThreadPoolExecutor):
             def __init__(self, n, *a, **kw):
