@@ -35,7 +35,7 @@ class Postprocess(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.has_scale = cfg.scale is not None
-        if not self.has_scale:
+        if cfg.scale is None:
             return
         log_scale = torch.tensor(math.log(cfg.scale), dtype=torch.float32)
         if cfg.learnable_scale:

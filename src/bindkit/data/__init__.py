@@ -5,6 +5,11 @@ returns one float32 (text: int64) tensor in the model's layout. A batch with bad
 naming each of them; `errors="skip"` returns `LoadResult(tensor, skipped)` instead.
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
 from bindkit.data.audio import load_audio
 from bindkit.data.dataset import (
     Batch,
@@ -31,7 +36,9 @@ from bindkit.data.thermal import load_thermal
 from bindkit.data.video import load_videos
 
 # Loaders whose mean/std are fitted to the data a model is trained on: modality -> fit(batches) -> preprocess dict.
-NORMALIZATION_FITTERS = {"depth": _fit_depth, "thermal": _fit_thermal, "imu": _fit_imu}
+NORMALIZATION_FITTERS: dict[str, Callable[[Iterable[torch.Tensor]], dict[str, Any]]] = {
+    "depth": _fit_depth, "thermal": _fit_thermal, "imu": _fit_imu,
+}  # fmt: skip
 
 __all__ = [
     "load_images", "tokenize", "load_audio", "load_videos", "load_depth", "load_thermal", "load_imu",

@@ -37,9 +37,10 @@ def get_loader(modality: str) -> Callable[..., Any]:
     """The batch loader of a modality name (`image`/`vision`, `video`, `text`, `audio`, `depth`, `thermal`, `imu`)."""
     from bindkit import data
 
-    loaders = {"image": data.load_images, "vision": data.load_images, "video": data.load_videos,
-               "text": data.tokenize, "audio": data.load_audio, "depth": data.load_depth,
-               "thermal": data.load_thermal, "imu": data.load_imu}  # fmt: skip
+    loaders: dict[str, Callable[..., Any]] = {
+        "image": data.load_images, "vision": data.load_images, "video": data.load_videos, "text": data.tokenize,
+        "audio": data.load_audio, "depth": data.load_depth, "thermal": data.load_thermal, "imu": data.load_imu,
+    }  # fmt: skip
     if modality not in loaders:
         raise ValueError(f"unknown modality {modality!r}; known: {sorted(loaders)}")
     return loaders[modality]
@@ -115,7 +116,9 @@ class Batch(NamedTuple):
 def collate(samples: list[Sample]) -> Batch:
     """`DataLoader` collate function for `Sample`s (pass `collate_fn=collate`)."""
     good = [s for s in samples if s.error is None]
-    inputs = torch.stack([s.input for s in good]) if good else torch.empty(0)
+    tensors = [s.input for s in good if s.input is not None]
+    assert len(tensors) == len(good)  # a sample without an error holds its input
+    inputs = torch.stack(tensors) if good else torch.empty(0)
     return Batch([s.key for s in good], inputs, [(s.key, s.error) for s in samples if s.error is not None])
 
 

@@ -12,7 +12,7 @@ import torch
 from bindkit.checkpoint import CONFIG, load_model, load_official_checkpoint
 from bindkit.model import ImageBind
 from bindkit.registry import get_config, list_configs
-from bindkit.train.config import PairConfig, TrainConfig
+from bindkit.train.config import PairConfig, TrainConfig, required
 from bindkit.train.lora import apply_lora
 from bindkit.train.optim import init_encoder, set_drop_path
 
@@ -91,7 +91,7 @@ def configure(model: ImageBind, cfg: TrainConfig) -> dict[str, str]:
     for p in cfg.pairs:
         for m in p.modalities:
             if modes[m] != "frozen" and p.drop_path != model.encoders[m].cfg.drop_path:
-                set_drop_path(model.encoders[m], p.drop_path)
+                set_drop_path(model.encoders[m], required(p.drop_path))
                 set_encoder_config(model, m, drop_path=p.drop_path)
         _set_temperature(model, p, modes)
     for m, mode in modes.items():
@@ -116,7 +116,9 @@ def _set_temperature(model: ImageBind, p: PairConfig, modes: dict[str, str]) -> 
     enc = model.encoders[b]
     if modes[b] == "frozen" or enc.cfg.scale is None or enc.cfg.learnable_scale:
         return
-    scale = 1.0 / float(p.temperature)
+    t = p.temperature
+    assert isinstance(t, (int, float)), t  # resolve() leaves a number or "learnable"
+    scale = 1.0 / float(t)
     if not math.isclose(scale, enc.cfg.scale, rel_tol=1e-6):
         with torch.no_grad():
             enc.post.log_scale.fill_(math.log(scale))
@@ -143,7 +145,9 @@ def pretrained(cfg: TrainConfig, modality: str) -> bool:
     """Whether the run starts `modality`'s encoder from saved weights (a model folder, a .pth, or `init`)."""
     if cfg.model not in list_configs():
         return True
-    return bool(cfg.init) and (modality in folder_modalities(cfg.init) or Path(cfg.init).is_file())
+    if not cfg.init:
+        return False
+    return modality in folder_modalities(cfg.init) or Path(cfg.init).is_file()
 
 
 def fit_normalization(

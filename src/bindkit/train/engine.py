@@ -37,7 +37,7 @@ from bindkit.train.build import (
 )
 from bindkit.train.cache import SHARD_ROWS, AnchorCache, fingerprint
 from bindkit.train.ckpt import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bindkit.train.config import TrainConfig, comparable, resolve
+from bindkit.train.config import TrainConfig, comparable, required, resolve
 from bindkit.train.data import FileHasher, FilePairs, PairDataset, TensorPairs, as_dataset
 from bindkit.train.lora import merge_lora, save_lora
 from bindkit.train.loss import local_clip_loss
@@ -101,10 +101,11 @@ class Trainer:
         self._prepare_run_dir()
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self._group_settings()), betas=cfg.betas,
                                            eps=cfg.eps)  # fmt: skip
-        self.plan = Plan([len(d) for d in self.datasets], [p.replication for p in cfg.pairs],
-                         [p.batch_size for p in cfg.pairs], [self._views(i) for i in range(len(cfg.pairs))],
-                         cfg.seed, dist.rank(), dist.world(), [p.name for p in cfg.pairs])  # fmt: skip
-        small = [p.name for p in cfg.pairs if p.batch_size // dist.world() < cfg.grad_accum]
+        self.plan = Plan([len(d) for d in self.datasets], [required(p.replication) for p in cfg.pairs],
+                         [required(p.batch_size) for p in cfg.pairs],
+                         [self._views(i) for i in range(len(cfg.pairs))], cfg.seed, dist.rank(), dist.world(),
+                         [required(p.name) for p in cfg.pairs])  # fmt: skip
+        small = [p.name for p in cfg.pairs if required(p.batch_size) // dist.world() < cfg.grad_accum]
         if small:
             raise ValueError(f"pairs {small}: the per-rank batch is smaller than grad_accum={cfg.grad_accum}")
         self.total, self.warmup = self._schedule()
@@ -149,7 +150,7 @@ class Trainer:
         for p in self.cfg.pairs:
             for m in p.modalities:
                 if self.modes[m] != "frozen":
-                    out.setdefault(m, (p.lr, p.weight_decay))
+                    out.setdefault(m, (required(p.lr), required(p.weight_decay)))
         return out
 
     def _views(self, i: int) -> np.ndarray:
@@ -159,11 +160,12 @@ class Trainer:
 
     def _schedule(self) -> tuple[int, int]:
         cfg, spe = self.cfg, self.plan.steps_per_epoch
-        total = cfg.steps or max(1, round((cfg.epochs or max(p.epochs for p in cfg.pairs)) * spe))
+        total = cfg.steps or max(1, round((cfg.epochs or max(required(p.epochs) for p in cfg.pairs)) * spe))
         if cfg.warmup_steps is not None:
             return total, min(cfg.warmup_steps, total)
         warm_epochs = (
-            cfg.warmup_epochs if cfg.warmup_epochs is not None else max(p.warmup_epochs for p in cfg.pairs)
+            cfg.warmup_epochs if cfg.warmup_epochs is not None
+            else max(required(p.warmup_epochs) for p in cfg.pairs)
         )
         # Table 9's warm-up (2 epochs) is kept whole, up to half the run, so a short run still has a decay.
         return total, min(round(warm_epochs * spe), total // 2)
@@ -193,7 +195,8 @@ class Trainer:
         content = ds.content_keys(s, self._hasher())
         items = np.repeat(np.arange(len(ds)), views)
         vs = np.concatenate([np.arange(v) for v in views])
-        return [f"{content[it]}:{ds.view_name(it, v)}" for it, v in zip(items, vs, strict=True)], items, vs
+        pairs = zip(items.tolist(), vs.tolist(), strict=True)
+        return [f"{content[it]}:{ds.view_name(it, v)}" for it, v in pairs], items, vs
 
     def _hasher(self) -> FileHasher:
         if not hasattr(self, "_file_hasher"):
@@ -234,7 +237,7 @@ class Trainer:
         p = self.cfg.pairs[i]
         bar = tqdm(total=len(todo), desc=f"caching {p.modalities[s]} embeddings ({p.name})", unit="item",
                    disable=not (self.cfg.progress and dist.rank() == 0) or len(todo) == 0)  # fmt: skip
-        chunk, done, parts = max(1, min(256, p.batch_size)), [], []
+        chunk, done, parts = max(1, min(256, required(p.batch_size))), [], []
         for lo in range(0, len(todo), chunk):
             sel = todo[lo : lo + chunk]
             parts.append(self._embed_frozen(i, s, items[sel], views[sel]).cpu().numpy())
@@ -252,7 +255,8 @@ class Trainer:
     def _view_aug(self, i: int) -> ViewAug:
         """Pair i's view knobs: crop area range, colour jitter, RandAugment ops / magnitude / noise."""
         p = self.cfg.pairs[i]
-        return ViewAug(tuple(p.crop_scale), p.jitter, p.randaug, p.randaug_magnitude, p.randaug_std)
+        return ViewAug(required(p.crop_scale), required(p.jitter), required(p.randaug),
+                       required(p.randaug_magnitude), required(p.randaug_std))  # fmt: skip
 
     def _load(self, i: int, s: int, items: np.ndarray, views: np.ndarray) -> torch.Tensor:
         """Model inputs of one side with the seeded view augmentation applied (deterministic; thread-safe)."""
@@ -291,6 +295,7 @@ class Trainer:
         out = {}
         for s, side in enumerate(self.sides[b.pair]):
             if side.cache is not None:
+                assert side.rows is not None  # filled with the cache (_sides)
                 out[s] = side.cache.gather(side.rows[b.items, b.views])
             else:
                 out[s] = self._load(b.pair, s, b.items, b.views)
@@ -300,7 +305,9 @@ class Trainer:
         p = self.cfg.pairs[i]
         if p.temperature == "learnable":
             return self.model.encoders[learnable_scale_owner(self.model, p, self.modes)].post.scale
-        return 1.0 / float(p.temperature)
+        t = p.temperature
+        assert isinstance(t, (int, float)), t  # resolve() leaves a number or "learnable"
+        return 1.0 / float(t)
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with self._autocast():
@@ -323,6 +330,7 @@ class Trainer:
         if self.cfg.grad_accum == 1:
             emb = self._forward({sides[s].modality: inputs[s] for s in live})
             full = [fixed[s] if s not in live else emb[sides[s].modality] for s in (0, 1)]
+            assert full[0] is not None and full[1] is not None  # frozen sides were embedded above
             loss, acc = local_clip_loss(full[0], full[1], self._scale(i))
             loss.backward()
             return float(loss.detach()), float(acc)
@@ -331,7 +339,7 @@ class Trainer:
     def _accumulate(self, i: int, inputs: dict[int, torch.Tensor], fixed: dict[int, Any], live: list[int]):
         sides, n = self.sides[i], len(next(iter(inputs.values())))
         parts = np.array_split(np.arange(n), self.cfg.grad_accum)
-        states, feats = [], {s: [] for s in live}
+        states, feats = [], {s: list[torch.Tensor]() for s in live}
         with torch.no_grad():  # pass 1: every micro-batch's features, no graph (RNG states kept for replay)
             for rows in parts:
                 states.append(rng_state(self.device))
@@ -343,8 +351,9 @@ class Trainer:
             loss, acc = local_clip_loss(full[0], full[1], self._scale(i))
         for k, rows in enumerate(parts):  # pass 2: re-forward micro-batch k with a graph, the rest fixed
             set_rng_state(states[k], self.device)
-            sync = k == len(parts) - 1 or not isinstance(self.fwd, DistributedDataParallel)
-            with contextlib.nullcontext() if sync else self.fwd.no_sync():
+            ddp = self.fwd if isinstance(self.fwd, DistributedDataParallel) else None
+            sync = k == len(parts) - 1
+            with contextlib.nullcontext() if sync or ddp is None else ddp.no_sync():
                 emb = self._forward({sides[s].modality: inputs[s][rows] for s in live})
                 cur = [fixed[s] if s not in live else
                        torch.cat([*feats[s][:k], emb[sides[s].modality], *feats[s][k + 1:]]) for s in (0, 1)]  # fmt: skip
@@ -357,7 +366,7 @@ class Trainer:
     def optimizer_step(self, i: int) -> float:
         """Clip the pair's gradients, set the scheduled LR, step, clear gradients; returns the grad norm."""
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        clip = self.cfg.pairs[i].grad_clip
+        clip = required(self.cfg.pairs[i].grad_clip)
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
         set_lr(self.optimizer, lr_factor(self.state["step"], self.total, self.warmup, self.cfg.min_lr_ratio))
         self.optimizer.step()

@@ -60,6 +60,8 @@ def video_duration(path: str | Path) -> float:
             return float(s.duration * s.time_base)
         if c.duration is not None:
             return c.duration / 1_000_000
+        if s.average_rate is None:
+            raise ValueError(f"{path}: the video stream gives neither a duration nor a frame rate")
         return s.frames / float(s.average_rate)
 
 
@@ -155,7 +157,7 @@ def llvip_pairs(root: str | Path, split: str = "train") -> list[dict[str, Any]]:
         )
     rows = []
     for stem in sorted(vis):
-        row = {"image": str(vis[stem].resolve()), "thermal": str(ir[stem].resolve())}
+        row: dict[str, Any] = {"image": str(vis[stem].resolve()), "thermal": str(ir[stem].resolve())}
         xml = root / "Annotations" / f"{stem}.xml"
         if xml.is_file():
             n = sum(1 for o in ET.parse(xml).getroot().iter("object") if o.findtext("name") == "person")
