@@ -7,7 +7,7 @@ keywords) goes to the loader of its modality with the sizes of the model's confi
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from bindkit.evaluate.cache import CacheStats, EmbeddingCache, sha256_text
 from bindkit.evaluate.readers.base import EvalDataset, Item
+from bindkit.model import ImageBind
 
 ENCODER_OF = {"vision": "vision", "video": "vision", "audio": "audio", "depth": "depth", "thermal": "thermal",
               "imu": "imu", "text": "text"}  # fmt: skip
@@ -41,7 +42,8 @@ class _IMUFiles:
     """Parsed IMU files, the last few kept: windows of one recording are loaded one after another."""
 
     def __init__(self, keep: int = 4):
-        self.keep, self.table = keep, {}
+        self.keep = keep
+        self.table: dict[Path, tuple[np.ndarray | None, np.ndarray]] = {}  # path -> (times or None, [T, 6])
 
     def window(self, item: Item) -> bytes:
         """The rows of `item.window` (plus one on each side) as .npz bytes holding `t` (s) and `imu` [T, 6]."""
@@ -55,6 +57,8 @@ class _IMUFiles:
         t, x = self.table[item.path]
         if t is None:
             raise ValueError("the file has no time stamps, so a time window cannot be cut from it")
+        if item.window is None:
+            raise ValueError("the item has no time window to cut")
         start, end = item.window
         inside = np.nonzero((t >= start) & (t < end))[0]
         if len(inside) < 2 or t[inside[-1]] - t[inside[0]] < 0.5 * (end - start):
@@ -95,15 +99,19 @@ def load_inputs(
 
     config = getattr(model, "config", None)
     kw: dict[str, Any] = {}
+    prep: Callable[[Item], Any]
     if modality in ("vision", "thermal"):
         prep = _crop
     elif modality == "imu" and items and items[0].window is not None:
         imu = imu or _IMUFiles()
         prep = imu.window
-        spans = {round(it.window[1] - it.window[0], 9) for it in items}
+        windows = [it.window for it in items if it.window is not None]
+        if len(windows) != len(items):
+            raise ValueError("IMU items of one batch mix time windows and whole files")
+        spans = {round(w[1] - w[0], 9) for w in windows}
         if len(spans) != 1:
             raise ValueError(f"IMU windows of one batch differ in length: {sorted(spans)}")
-        kw = {"start": [it.window[0] for it in items], "duration": spans.pop()}
+        kw = {"start": [w[0] for w in windows], "duration": spans.pop()}
     else:
         prep = lambda it: it.path  # noqa: E731
     if (
@@ -131,7 +139,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: ImageBind,
         model_id: str,
         cache: EmbeddingCache | None = None,
         device: str | torch.device = "cpu",
@@ -166,7 +174,9 @@ class Embedder:
             out = []
             for a in range(0, len(pos), self.batch_size * 4):  # text is cheap: larger batches
                 batch = [texts[i] for i in pos[a : a + self.batch_size * 4]]
-                out.append(self._encode("text", data.tokenize(batch, context_length=length)))
+                tokens = data.tokenize(batch, context_length=length)
+                assert isinstance(tokens, torch.Tensor)  # errors="raise" returns the tensor
+                out.append(self._encode("text", tokens))
             return np.concatenate(out)
 
         keys = [sha256_text("text", t) for t in texts]
@@ -176,7 +186,7 @@ class Embedder:
         """Unit embeddings of the loadable items (M, D) and their positions; failures go to `ds.missing`."""
         from bindkit import __version__
 
-        enc, failed, imu = ENCODER_OF[ds.modality], {}, _IMUFiles()
+        enc, failed, imu = ENCODER_OF[ds.modality], dict[int, str](), _IMUFiles()
 
         def compute(pos: list[int]) -> np.ndarray:
             got: dict[int, np.ndarray] = {}
