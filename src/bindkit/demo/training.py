@@ -13,6 +13,7 @@ from 10% to 78%; thermal binding from 60% to 76%. Tokens still see colour and te
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -50,12 +51,17 @@ STEMS = {"vision": mean_free_, "thermal": mean_free_, "depth": plane_blind_}
 
 def constrain_stems(trainer: Trainer) -> list[str]:
     """Apply `STEMS` to the stems this run trains, now and after every optimizer step; returns those modalities."""
-    todo = [(m, fn, trainer.model.encoders[m].stem.proj.weight) for m, fn in STEMS.items()
+    todo = [(m, fn, trainer.model.get_parameter(f"encoders.{m}.stem.proj.weight")) for m, fn in STEMS.items()
             if trainer.modes.get(m) == "train"]  # fmt: skip
     for _, fn, w in todo:
         fn(w)
+
+    def constrain(*_: Any) -> None:  # an optimizer step post-hook
+        for _m, fn, w in todo:
+            fn(w)
+
     if todo:
-        trainer.optimizer.register_step_post_hook(lambda *_: [fn(w) for _, fn, w in todo])
+        trainer.optimizer.register_step_post_hook(constrain)
     return [m for m, _, _ in todo]
 
 

@@ -174,9 +174,7 @@ class Embedder:
             out = []
             for a in range(0, len(pos), self.batch_size * 4):  # text is cheap: larger batches
                 batch = [texts[i] for i in pos[a : a + self.batch_size * 4]]
-                tokens = data.tokenize(batch, context_length=length)
-                assert isinstance(tokens, torch.Tensor)  # errors="raise" returns the tensor
-                out.append(self._encode("text", tokens))
+                out.append(self._encode("text", data.tokenize(batch, context_length=length)))
             return np.concatenate(out)
 
         keys = [sha256_text("text", t) for t in texts]

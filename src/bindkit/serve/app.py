@@ -149,7 +149,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         if (text is None) == (file is None):
             raise HTTPException(400, "give exactly one of `text` or `file`")
         kind, vec = _errors(
-            lambda: svc.upload_vector(file, modality) if file else ("text", svc.text_vector(text))
+            lambda: svc.upload_vector(file, modality) if file else ("text", svc.text_vector(text or ""))  # text is given when file is not
         )
         return {"modality": kind, "dim": int(vec.shape[0]), "vector": vec.tolist()}
 
@@ -170,6 +170,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         norm = float(np.linalg.norm(total))
         if not norm > 1e-6:
             raise HTTPException(400, "the weighted queries cancel out")
+        assert isinstance(total, np.ndarray)  # at least one term, or the norm check above failed
         vec, kinds = total / norm, _kinds(modalities)
         where = f"label = {quote(label)}" if label else None
         if group:

@@ -43,7 +43,7 @@ def build_app(model_dir: str | Path | None = None, store_dir: str | Path | None 
 
         model_dir, default_store, demo_data = demo_paths(demo_run)
         store_dir = store_dir or default_store
-        data = data or demo_data
+        data = data or [*demo_data]
     if store_dir is None:
         raise ValueError("give store_dir (a folder or a LanceDB URI) with model_dir")
     model = as_model(model_dir)

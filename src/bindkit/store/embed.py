@@ -107,7 +107,7 @@ def plan(store: Store, entries: list[Entry], roots: list[str]) -> dict[str, Any]
                 and prev["modality"] == e.kind
                 and (prev["size"], prev["mtime"]) == (rec["size"], rec["mtime"])
             )
-            rec["sha256"] = prev["sha256"] if same_file and e.text is None else sha256_of(e)
+            rec["sha256"] = prev["sha256"] if prev is not None and same_file and e.text is None else sha256_of(e)
         except OSError as err:
             failed.append((e.path, f"unreadable ({err.strerror or err})"))
             continue
@@ -192,6 +192,7 @@ def embed_entries(model: Any, store: Store, todo: list[tuple[Entry, dict]], batc
     ):
         nxt = pool.submit(_load, model, batches[0]) if batches else None
         for i, batch in enumerate(batches):
+            assert nxt is not None  # submitted before the loop or in the previous iteration
             res = nxt.result()
             if i + 1 < len(batches):
                 nxt = pool.submit(_load, model, batches[i + 1])
@@ -281,6 +282,7 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
         report.failed += failed
         # a file that changed and now fails must not keep its old vector
         store.delete([item_id(p) for p, _ in report.failed])
+        assert work is not None  # rank 0 planned it above
         if todo or work["stale"] or work["touch"]:
             store.optimize()
         report.indexed = store.ensure_index(index_min_rows)

@@ -72,6 +72,7 @@ def query_vector(model: Any, store: Store | None, queries: list[tuple[str, Any, 
     for kind, value, weight in queries:
         v = float(weight) * embed_query(model, store, kind, value)
         total = v if total is None else total + v
+    assert total is not None  # at least one query (checked above)
     norm = float(np.linalg.norm(total))
     if not norm > 1e-6:
         raise QueryError("the weighted queries cancel out (zero vector)")

@@ -256,7 +256,7 @@ class Store:
         clauses = [c for c in (kinds_filter(modalities), where) if c]
         q = (
             self.table.search(vector.astype(np.float32))
-            .metric("cosine")
+            .metric("cosine")  # type: ignore[attr-defined]  # lancedb types Table.search too broadly
             .limit(k)
             .select([*HIT_COLUMNS, "_distance"])
         )

@@ -75,9 +75,7 @@ def audio_tensor(audio: np.ndarray, sample_rate: int, **kwargs) -> torch.Tensor:
 
 def text_tensor(texts: list[str], context_length: int = 77) -> torch.Tensor:
     """Captions -> bindkit.data.tokenize: int64 [N, context_length]."""
-    x = tokenize(list(texts), context_length=context_length)
-    assert isinstance(x, torch.Tensor)  # errors="raise": a LoadResult only comes with errors="skip"
-    return x
+    return tokenize(list(texts), context_length=context_length)
 
 
 def to_model_inputs(instances: Instances, shapes: dict[str, tuple[int, ...]], audio_kwargs: dict | None = None,
