@@ -73,6 +73,18 @@ def test_bad_seed_fails_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_stopped_training_stage_stops_the_demo_with_a_clear_error(tmp_path):
+    from bindkit.demo.run import _finished
+    from bindkit.train import RunResult
+
+    stopped = RunResult(tmp_path, 3, 10, stopped=True, checkpoint=tmp_path / "ckpt", model_dir=None, lora_path=None)
+    with pytest.raises(RuntimeError, match="stopped at step 3 of 10"):
+        _finished(stopped)
+    model = bindkit.ImageBind(bindkit.get_config("imagebind_tiny").select(["imu"]))
+    done = RunResult(tmp_path, 10, 10, False, None, tmp_path / "model", None, model=model)
+    assert _finished(done) == (tmp_path / "model", model)
+
+
 # ------------------------------------------------------------------------------------------ scorers
 def test_arithmetic_query_against_a_hand_built_gallery():
     # Items: digit d (10) x surface s (3), two of each; embeddings = [onehot(d), onehot(s)] so the truth is known.

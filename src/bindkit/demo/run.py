@@ -28,6 +28,7 @@ from bindkit.checkpoint import save_model
 from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
+from bindkit.train import RunResult
 from bindkit.train.build import set_encoder_config
 
 from . import report, scores
@@ -107,22 +108,20 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("world", bar):
         data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
-        anchor = train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed, progress)
+        anchor, _ = _finished(train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed, progress))
     with clock.stage("bind", bar):
-        bound = train_bound(
-            data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind", seed, progress
-        )
+        _, bound = _finished(train_bound(data.train_inputs, anchor, s.bind, run / "train" / "bind", seed, progress))
     with clock.stage("text-paired", bar):
-        paired = train_bound(data.train_inputs, anchor.model_dir, s.text_paired, run / "train" / "text_paired", seed,
-                             progress, via="text")  # fmt: skip
+        _, paired = _finished(train_bound(data.train_inputs, anchor, s.text_paired, run / "train" / "text_paired", seed,
+                                         progress, via="text"))  # fmt: skip
     with clock.stage("files", bar):
-        model_dir = save_demo_model(bound.model, data, run / "model")
-        save_demo_model(paired.model, data, run / "text_paired" / "model")
+        model_dir = save_demo_model(bound, data, run / "model")
+        save_demo_model(paired, data, run / "text_paired" / "model")
         paths = write_splits(data, run)
         _tidy(run)
     with clock.stage("evaluate", bar):
-        test, probe = (read_split(paths[k], bound.model.config) for k in ("test", "probe"))
-        result = evaluate(bound.model, paired.model, test, probe, s)
+        test, probe = (read_split(paths[k], bound.config) for k in ("test", "probe"))
+        result = evaluate(bound, paired, test, probe, s)
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip
@@ -135,6 +134,14 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     return DemoResult(
         run, model_dir, out["md"], out["json"], paths["test"], result, result["timings_s"]["total"]
     )
+
+
+def _finished(stage: RunResult) -> tuple[Path, ImageBind]:
+    """The saved model folder and the model of a training stage that ran to its end; a clear error if it stopped."""
+    if stage.model_dir is None or stage.model is None:
+        raise RuntimeError(f"the training run in {stage.run_dir} stopped at step {stage.step} of {stage.total_steps} "
+                           "(checkpoint kept): every demo stage must finish; run `bindkit demo` again")  # fmt: skip
+    return stage.model_dir, stage.model
 
 
 class Clock:
