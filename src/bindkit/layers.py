@@ -39,7 +39,7 @@ def linear(
     return F.gelu(y) if gelu else y
 
 
-def linear_weights(module: nn.Module) -> list[nn.Parameter]:
+def linear_weights(module: nn.Module) -> list[torch.Tensor]:
     """The 2-D weights that go through `linear` in `module`: every `nn.Linear` and the attention input projections."""
     out = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
     return out + [m.in_proj_weight for m in module.modules() if isinstance(m, Attention)]
@@ -60,7 +60,7 @@ def pack_linear_weights(module: nn.Module, rows: int = 1024) -> int:
     for w in linear_weights(module):
         if w.device.type == "cpu" and w.dtype in (torch.float32, torch.bfloat16):
             packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows)
-            w._bindkit_packed = ((w._version, w.data_ptr(), w.dtype), packed)
+            setattr(w, "_bindkit_packed", ((w._version, w.data_ptr(), w.dtype), packed))  # noqa: B010 (not a Tensor field)
             n += 1
     return n
 
@@ -95,7 +95,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)  # (B, L, D) each
-        if self.bias_k is not None:
+        if self.bias_k is not None and self.bias_v is not None:  # set together in __init__
             k = torch.cat([k, self.bias_k.to(k.dtype).expand(B, 1, D)], dim=1)  # (B, L+1, D)
             v = torch.cat([v, self.bias_v.to(v.dtype).expand(B, 1, D)], dim=1)
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, H, L, hd)

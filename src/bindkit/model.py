@@ -19,7 +19,7 @@ from bindkit.modalities.vision import VisionStem
 from bindkit.trunk import Trunk
 
 # Adding a modality: write its stem (with `validate`) in modalities/<name>.py and register it here.
-STEMS: dict[str, type[nn.Module]] = {
+STEMS: dict[str, type[VisionStem | TextStem | Patch2dStem | IMUStem]] = {
     "vision": VisionStem, "text": TextStem, "audio": Patch2dStem, "depth": Patch2dStem, "thermal": Patch2dStem,
     "imu": IMUStem,
 }  # fmt: skip

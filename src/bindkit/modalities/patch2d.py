@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -15,7 +17,8 @@ class Patch2dStem(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.proj = nn.Conv2d(1, cfg.width, kernel_size=cfg.kernel, stride=cfg.stride, bias=False)
+        self.proj = nn.Conv2d(1, cfg.width, kernel_size=cast(tuple[int, int], cfg.kernel),  # config: 2-D pairs
+                              stride=cast(tuple[int, int], cfg.stride), bias=False)  # fmt: skip
         self.norm = nn.LayerNorm(cfg.width, eps=1e-5)
         # Audio's 12x19 grid is not square, so only depth/thermal may change resolution.
         self.prefix = TokenPrefix(cfg, resizable=cfg.modality != "audio")

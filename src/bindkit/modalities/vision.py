@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +18,8 @@ class VisionStem(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.proj = nn.Conv3d(3, cfg.width, kernel_size=cfg.kernel, stride=cfg.stride, bias=False)
+        self.proj = nn.Conv3d(3, cfg.width, kernel_size=cast(tuple[int, int, int], cfg.kernel),  # config: (T, p, p)
+                              stride=cast(tuple[int, int, int], cfg.stride), bias=False)  # fmt: skip
         self.prefix = TokenPrefix(cfg, resizable=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
