@@ -36,12 +36,13 @@ def loader_call(kind: str, enc: EncoderConfig) -> tuple[Any, dict[str, Any]]:
 def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
     """Text items -> (texts, their input positions, `Skipped` for unreadable or empty files). Strings stay."""
     from bindkit.data.errors import Skipped
+    from bindkit.data.limits import read_file
 
     texts, keep, bad = [], [], []
     for i, item in enumerate(items):
         try:
-            text = item.read_text(encoding="utf-8").strip() if isinstance(item, Path) else item
-        except (OSError, UnicodeDecodeError) as e:
+            text = read_file(item).decode("utf-8").strip() if isinstance(item, Path) else item  # size-capped
+        except (ValueError, UnicodeDecodeError) as e:  # ItemError (a ValueError): not a regular file, too big
             bad.append(Skipped(i, str(item), f"unreadable text file ({e})"))
             continue
         if isinstance(text, str) and not text.strip():
