@@ -39,6 +39,8 @@ def open_image(item: Any, exif_transpose: bool = True) -> Image.Image:
             raise ItemError("not a recognised image format") from e
         except (OSError, SyntaxError, ValueError) as e:
             raise ItemError(f"corrupt or truncated image ({e})") from e
+    if img.mode == "F" and not np.isfinite(np.asarray(img)).all():  # Pillow would turn NaN into some colour
+        raise ItemError("float image contains NaN or infinite values")
     if exif_transpose:
         img = ImageOps.exif_transpose(img)
     return img

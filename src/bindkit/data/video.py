@@ -32,7 +32,19 @@ from bindkit.data.limits import check_file, check_pixels, check_resize
 
 SEEK_MIN_FRAMES = 300  # from this many frames on, kept frames are reached by seeking instead of decoding all
 # FFmpeg demuxers that turn text, images or playlists of other files into a "video" (plus any *_pipe image reader)
-REFUSED_DEMUXERS = {"tty", "bin", "xbin", "idf", "adf", "image2", "hls", "concat", "dash", "ffmetadata", "sdp"}
+REFUSED_DEMUXERS = {
+    "tty",
+    "bin",
+    "xbin",
+    "idf",
+    "adf",
+    "image2",
+    "hls",
+    "concat",
+    "dash",
+    "ffmetadata",
+    "sdp",
+}
 REFUSED_CODECS = {"ansi", "bintext", "xbin", "idf"}  # text-mode art rendered as frames
 
 
@@ -115,8 +127,9 @@ def _probe(src: Any) -> tuple[int, float, tuple[list[int], list[int]] | None]:
         rate = stream.average_rate or stream.guessed_rate
         packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
         n = len(packets) or stream.frames
-    if n == 0 or not rate:
-        raise ItemError("video has no frames")
+        if n == 0 or not rate:
+            raise ItemError("video has no frames")
+        _check_complete(src, container, stream, len(packets), float(rate))
     if not packets or any(t is None for t, _ in packets):
         return n, float(rate), None
     return n, float(rate), (sorted(t for t, _ in packets), sorted(t for t, k in packets if k))
@@ -131,6 +144,32 @@ def _check_demuxer(fmt: str, stream: Any) -> None:
     if not (w and h):
         raise ItemError("video stream has no frame size")
     check_pixels(w, h, "video frame")
+
+
+def _check_complete(src: Any, container: Any, stream: Any, present: int, fps: float) -> None:
+    """Refuse a video cut short: fewer frames than its header states (AVI/MP4 frame counts, Matroska durations)."""
+    declared = stream.frames
+    if (
+        not declared and len(container.streams) == 1 and container.duration
+    ):  # e.g. Matroska: a stated duration
+        declared = round(container.duration / 1_000_000 * fps)
+    if declared and present < declared - max(2, declared // 20):
+        raise ItemError(
+            f"video is truncated: its header states {declared} frames, only {present} are present"
+        )
+    if (
+        container.format.name == "gif" and _last_byte(src) != b";"
+    ):  # GIF has no count; its trailer is required
+        raise ItemError("truncated GIF: the file ends without its trailer")
+
+
+def _last_byte(src: Any) -> bytes:
+    if isinstance(src, str):
+        with open(src, "rb") as f:
+            f.seek(-1, 2)
+            return f.read(1)
+    with src.getbuffer() as buf:
+        return bytes(buf[-1:])
 
 
 def _decode_in_order(src: Any, keep: set[int]) -> tuple[dict[int, np.ndarray], int]:

@@ -48,6 +48,9 @@ def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
         if isinstance(text, str) and not text.strip():
             bad.append(Skipped(i, str(item), "empty text"))
             continue
+        if isinstance(text, str) and "\x00" in text:  # valid UTF-8, but a binary file: never embed it as text
+            bad.append(Skipped(i, str(item), "binary data (NUL bytes), not text"))
+            continue
         texts.append(text)
         keep.append(i)
     return texts, keep, bad
