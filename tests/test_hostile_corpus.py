@@ -18,21 +18,27 @@ from hostile_corpus import LOADERS, Case, build_corpus
 from store_fixtures import make_model
 
 HERE = Path(__file__).resolve().parent
-MEMORY_CAP = (
-    6 << 30
-)  # address space of each child (bytes): torch alone maps ~2 GB; the bombs ask for 3.6-13 GB
-TIMEOUT = 150  # seconds per child; a normal run of the slowest takes ~15 s alone on this 2-core machine
+# Address space of each child: the loaders need ~1.5 GB (mostly torch's mappings), embed ~3 GB (oneDNN, LanceDB's
+# threads); the bombs ask for 3-13 GB each.
+MEMORY_CAP = {"loaders": 2 << 30, "embed": 4 << 30}
+OUT_OF_MEMORY = re.compile(
+    r"MemoryError|Unable to allocate|out of memory|std::bad_alloc|Cannot allocate", re.I
+)
+TIMEOUT = 150  # seconds per child; both take ~15 s on a quiet machine, ~50 s on this shared 2-core one
 
 
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-
-
-def _child(args: list[str]) -> subprocess.CompletedProcess | str:
-    """Run a child with the caps; a timeout comes back as the string "timeout"."""
+def _child(job: tuple[str, list[str]]) -> subprocess.CompletedProcess | str:
+    """Run a child under its address-space cap; a timeout comes back as the string "timeout"."""
+    name, args = job
+    cap = MEMORY_CAP[name]
     try:
         return subprocess.run(
-            args, capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=_cap_memory, cwd=HERE
+            args,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
+            cwd=HERE,
         )
     except subprocess.TimeoutExpired:
         return "timeout"
@@ -52,7 +58,9 @@ def _loader_problems(kind: str, cases: list[Case], run, log: Path) -> list[str]:
     out, results = [], {r["i"]: r for r in recs if "i" in r}
     for i, c in enumerate(cases):
         r = results.get(i)
-        if r is None or "crash" in r:
+        if r and OUT_OF_MEMORY.search(r.get("reason", "") + r.get("crash", "")):
+            out.append(f"{kind}: ran out of memory on {c.path} ({c.what}): {r}")
+        elif r is None or "crash" in r:
             out.append(f"{kind}: {c.path} ({c.what}): {r and r['crash'] or 'no result'}")
         elif r["ok"] and c.bad and kind not in c.may_load:
             out.append(f"{kind}: silently accepted bad {c.path} ({c.what})")
@@ -74,7 +82,7 @@ def _loader_problems(kind: str, cases: list[Case], run, log: Path) -> list[str]:
 def _embed_problems(cases: list[Case], root: Path, run) -> list[str]:
     if run == "timeout":
         return ["bindkit embed hung"]
-    if run.returncode != 0:
+    if run.returncode != 0 or OUT_OF_MEMORY.search(run.stdout):
         return [f"bindkit embed failed (exit {run.returncode}): {run.stderr[-800:]}"]
     listed = {}
     for line in run.stdout.splitlines():
@@ -120,7 +128,7 @@ def test_corpus_through_every_loader_and_embed(corpus, tmp_path):
                   "--model", str(model), "--no-progress"],
     }  # fmt: skip
     with ThreadPoolExecutor(2) as pool:  # one child for every loader (one torch import), one for embed
-        runs = dict(zip(jobs, pool.map(_child, jobs.values()), strict=True))
+        runs = dict(zip(jobs, pool.map(_child, jobs.items()), strict=True))
     problems = []
     for k in LOADERS:
         problems += _loader_problems(k, cases, runs["loaders"], tmp_path / f"{k}.jsonl")

@@ -64,7 +64,7 @@ def set_limits(limits: Limits | None = None, **changes: Any) -> Limits:
     """Replace the limits for the whole process (`limits`, or the current ones with `changes`); returns the old."""
     global _current
     old = _current
-    _current = dataclasses.replace(limits or _current, **changes)
+    _current = dataclasses.replace(limits or _current, **changes) if changes else (limits or Limits())
     return old
 
 
