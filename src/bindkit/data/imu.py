@@ -88,7 +88,7 @@ def _by_name(
 ) -> tuple[np.ndarray | None, np.ndarray]:
     if data.shape[1] != len(header):
         raise ItemError(f"CSV rows have {data.shape[1]} columns but the header names {len(header)}")
-    cols = {}
+    cols: dict[int, int] = {}
     for j, h in enumerate(header):
         if h in _NAMES:
             cols.setdefault(_NAMES[h], j)
@@ -97,7 +97,8 @@ def _by_name(
         raise ItemError(
             f"CSV header {header} lacks channels {missing} (accepted e.g. ax/acc_x/accl_x, gx/gyro_x)"
         )
-    values = data[:, [cols[c] for c in range(6)]]
+    values = np.take(data, [cols[c] for c in range(6)], axis=1)
+    name: str | None = None
     if time_column is not None:
         if time_column.lower() not in header:
             raise ItemError(f"time column {time_column!r} not in the CSV header {header}")

@@ -5,7 +5,9 @@ Folders are walked recursively in sorted order; names starting with `.` are igno
 manifest's folder, or absolute) or, in JSONL only, an inline `text`; optional `modality` and `label`; any other
 fields are kept as metadata. A row may instead map kinds to paths in `files` (one instance in several modalities,
 as `bindkit.worlds.to_files` writes them); its `caption` then becomes an inline text item too. Files whose kind
-cannot be decided are returned as skipped, with the reason.
+cannot be decided, and anything that is not a regular file (FIFOs, sockets, devices, link loops), are returned as
+skipped, with the reason; files whose content could not be read to decide their kind as failed. In a walked folder,
+symbolic links that lead out of it are skipped unless `follow_links`.
 """
 
 from __future__ import annotations

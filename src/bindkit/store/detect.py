@@ -104,8 +104,10 @@ def _picture_kind(path: Path) -> str:
             mode = img.mode
     except ItemError as e:
         raise UnreadableFile(str(e)) from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError as e:
         raise UnreadableFile(f"not a readable picture ({e})") from e
+    except Exception as e:  # Pillow's header parsers raise many types; each is this file's problem, not the run's
+        raise UnreadableFile(f"not a readable picture ({type(e).__name__}: {e})") from e
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raise DetectError(
             f"ambiguous: a single-channel {mode} picture may be depth or thermal; put it under a folder named "
