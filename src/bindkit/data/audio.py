@@ -106,6 +106,8 @@ def _check_av_audio(container: Any, stream: Any) -> None:
     """Refuse playlist/text demuxers, and rates and stated durations outside `Limits`, before decoding."""
     if container.format.name in AV_REFUSED:
         raise ItemError(f"not an audio container (FFmpeg's {container.format.name!r} demuxer is not used)")
+    if not stream.rate:
+        raise ItemError("not a readable audio file (FFmpeg finds an audio stream without a sample rate)")
     seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
     if not seconds and container.duration:
         seconds = container.duration / 1_000_000  # microseconds

@@ -8,8 +8,9 @@ object arrays), audio duration, sample count and sample rate, and IMU rows.
 
 The caps live in one frozen `Limits`. `get_limits()` gives those in force; `set_limits(Limits(...))` or
 `set_limits(max_pixels=...)` replaces them for the whole process (a service sets its own at start-up), and
-`limits_scope(...)` does so for a `with` block. Pillow's decompression-bomb check is an error here, never a
-warning; Pillow's own `Image.MAX_IMAGE_PIXELS` still applies on top of `max_pixels`.
+`limits_scope(...)` does so for a `with` block. Pillow's decompression-bomb warning is replaced by an error at
+`max_pixels`; Pillow's own error (over twice `Image.MAX_IMAGE_PIXELS`, ~179 M pixels) still applies on top, so a
+cap above that needs `Image.MAX_IMAGE_PIXELS` raised too.
 """
 
 from __future__ import annotations
@@ -177,13 +178,13 @@ def check_resize(w: int, h: int, size: int) -> None:
 
 
 def open_picture(data: bytes | IO[bytes]) -> Image.Image:
-    """A lazily decoded PIL image whose header passed the pixel cap; Pillow's bomb warning is an error here."""
+    """A lazily decoded PIL image whose header passed `max_pixels`: Pillow's bomb warning becomes our error."""
     src = io.BytesIO(data) if isinstance(data, bytes) else data
     with _pil_lock, warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our cap decides, just below
         try:
             img = Image.open(src)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        except Image.DecompressionBombError as e:  # over twice Pillow's own limit
             raise ItemError(f"decompression bomb refused ({e})") from e
     check_pixels(*img.size)
     return img
