@@ -314,6 +314,16 @@ def _wrong_extension(b: _Builder, goods: dict[str, tuple[str, bytes, frozenset[s
                   embed="any" if ext in ("txt", "mp4") or src == "good.csv" else "fail")  # fmt: skip
 
 
+def _cut_frame(avi: bytes, frame: int = 3) -> bytes:
+    """An MJPEG AVI whose `frame`-th JPEG loses its second half and end marker (zeros; sizes unchanged)."""
+    data = bytearray(avi)
+    start = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"][frame]
+    end = data.index(b"\xff\xd9", start)
+    mid = start + (end - start) // 2
+    data[mid : end + 2] = bytes(end + 2 - mid)
+    return bytes(data)
+
+
 def _bombs(b: _Builder, jpeg: bytes) -> None:
     """Pictures whose headers (or short-side resize) exceed the pixel cap, and arrays of gigabytes."""
     pictures = {
@@ -525,6 +535,8 @@ def build_corpus(root: str | Path, seed: int = 0) -> list[Case]:
     inside.symlink_to(b.root / "image" / "good.png")
     _garbage(b, rng)
     _truncated(b, goods)
+    b.add("video", "cut_frame.avi", _cut_frame(goods["good.avi"][1]), "MJPEG AVI with one truncated JPEG frame",
+          main={"video"}, reason="cannot decode|corrupt|truncat")  # fmt: skip
     _wrong_extension(b, goods)
     _bombs(b, goods["good.jpg"][1])
     _audio_headers(b)

@@ -172,10 +172,16 @@ def _last_byte(src: Any) -> bytes:
         return bytes(buf[-1:])
 
 
+def _strict(stream: Any) -> Any:
+    """The stream with FFmpeg's error concealment off: a corrupt or cut frame fails, as Pillow fails on such a JPEG."""
+    stream.codec_context.options = {"err_detect": "explode"}
+    return stream
+
+
 def _decode_in_order(src: Any, keep: set[int]) -> tuple[dict[int, np.ndarray], int]:
     frames, decoded = {}, 0
     with av.open(src) as container:
-        for frame in container.decode(container.streams.video[0]):
+        for frame in container.decode(_strict(container.streams.video[0])):
             if decoded in keep:
                 check_pixels(frame.width, frame.height, "video frame")  # the size may change mid-stream
                 frames[decoded] = frame.to_ndarray(format="rgb24")
@@ -190,7 +196,7 @@ def _decode_seeking(src: Any, keep: set[int], times: tuple[list[int], list[int]]
     pts, keys = times
     frames, decoding, last = {}, None, None
     with av.open(src) as container:
-        stream = container.streams.video[0]
+        stream = _strict(container.streams.video[0])
         for index in sorted(keep):
             target, frame = pts[index], None
             if decoding is None or bisect_right(keys, target) > bisect_right(keys, last):
