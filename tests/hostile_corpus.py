@@ -423,6 +423,9 @@ def _arrays(b: _Builder) -> None:
     for name, (a, reason) in imu.items():
         t = np.arange(500) / 100
         b.add("imu", f"imu_{name}.npz", _npz(imu=a, t=t), f"IMU .npz: {name}", main={"imu"}, reason=reason)
+    for ext in ("npy", "npz"):  # in misc/, detection must read them: an empty one once aborted `embed`
+        b.add("misc", f"empty.{ext}", b"", f"zero-length .{ext} where detection reads the content", main=ALL,
+              reason="empty")  # fmt: skip
     pickled = np.array([{"a": 1}, None], dtype=object)
     for folder in ("depth", "imu", "misc"):
         b.add(folder, "pickle.npy", _npy(pickled, allow_pickle=True), "pickled object .npy", main={"depth", "imu"},

@@ -95,11 +95,10 @@ def _picture_kind(path: Path) -> str:
     from PIL import UnidentifiedImageError
 
     from bindkit.data.errors import ItemError
-    from bindkit.data.limits import file_problem, open_picture
+    from bindkit.data.limits import check_file, open_picture
 
-    if reason := file_problem(path):  # never open a FIFO or device: it would block
-        raise UnreadableFile(reason)
     try:
+        check_file(path)  # a non-empty regular file: never open a FIFO or device, it would block
         with open(path, "rb") as f, open_picture(f) as img:  # the header only, checked against the pixel cap
             mode = img.mode
     except ItemError as e:
@@ -118,11 +117,10 @@ def _picture_kind(path: Path) -> str:
 
 def _array_shape(path: Path) -> tuple[int, ...]:
     from bindkit.data.errors import ItemError
-    from bindkit.data.limits import array_header, file_problem
+    from bindkit.data.limits import array_header, check_file
 
-    if reason := file_problem(path):
-        raise UnreadableFile(reason)
     try:
+        check_file(path)
         return array_header(path)[0]  # the first array's header only: nothing is decompressed or loaded
     except ItemError as e:
         raise UnreadableFile(str(e)) from e
