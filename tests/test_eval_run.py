@@ -275,3 +275,10 @@ def test_task_roots(tmp_path):
     assert task_roots(["folder-pair"], ["q", "g"]) == {"folder-pair": [Path("q"), Path("g")]}
     with pytest.raises(ValueError, match="no root given for tasks"):
         task_roots(["a", "b"], {"a": "x"})
+
+
+def test_a_module_without_encode_is_refused_by_name():
+    from bindkit.evaluate.runner import resolve_model
+
+    with pytest.raises(TypeError, match="Linear has no encode"):
+        resolve_model(torch.nn.Linear(2, 2), ["text"], None)

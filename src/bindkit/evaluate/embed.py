@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -18,10 +18,18 @@ from tqdm.auto import tqdm
 
 from bindkit.evaluate.cache import CacheStats, EmbeddingCache, sha256_text
 from bindkit.evaluate.readers.base import EvalDataset, Item
-from bindkit.model import ImageBind
 
 ENCODER_OF = {"vision": "vision", "video": "vision", "audio": "audio", "depth": "depth", "thermal": "thermal",
               "imu": "imu", "text": "text"}  # fmt: skip
+
+
+@runtime_checkable
+class Encodes(Protocol):
+    """What `Embedder` needs of a model (an `ImageBind`, or any module with this method)."""
+
+    def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{encoder: batch} -> {encoder: (B, D) unit rows}."""
+        ...
 
 
 def _encoder_config(model: Any, encoder: str):
@@ -139,7 +147,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: ImageBind,
+        model: Encodes,
         model_id: str,
         cache: EmbeddingCache | None = None,
         device: str | torch.device = "cpu",

@@ -17,7 +17,7 @@ import torch
 
 from bindkit.evaluate import protocols as P
 from bindkit.evaluate.cache import EmbeddingCache
-from bindkit.evaluate.embed import ENCODER_OF, Embedder
+from bindkit.evaluate.embed import ENCODER_OF, Embedder, Encodes
 from bindkit.evaluate.readers.base import EvalDataset
 from bindkit.evaluate.report import format_report, table2, write_json
 from bindkit.evaluate.tasks import TaskSpec, get_task
@@ -85,12 +85,14 @@ def resolve_model(
     dtype: torch.dtype | None = None,
     checkpoint: str | Path | None = None,
     model_id: str | None = None,
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+) -> tuple[Encodes, dict[str, Any]]:
     """(model, {"id", "label", "official"}) from a module, a `save_model` folder, an official `.pth`, or a name."""
     import bindkit
 
     hasher = cache or EmbeddingCache()  # hashing files needs only the memo, not stored embeddings
     if isinstance(model, torch.nn.Module):
+        if not isinstance(model, Encodes):
+            raise TypeError(f"{type(model).__name__} has no encode({{encoder: batch}}) method to embed with")
         mid = model_id or "module-" + state_dict_hash(model)[:24]
         return model.to(device).eval(), {"id": mid, "label": type(model).__name__, "official": False}
     path = Path(model)
