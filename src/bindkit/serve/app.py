@@ -107,7 +107,10 @@ class Service:
         res = load_inputs(kind, [item], enc)
         if res.skipped:
             raise QueryError(res.skipped[0].reason)
-        return self.batcher.encode(name, res.tensor)
+        vec = self.batcher.encode(name, res.tensor)
+        if not np.isfinite(vec).all():  # e.g. NaN samples: the JSON answer and the scores would be NaN
+            raise QueryError("the content gives no finite embedding (NaN or infinite values)")
+        return vec
 
 
 @contextmanager
@@ -209,7 +212,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         if (text is None) == (file is None):
             raise HTTPException(400, "give exactly one of `text` or `file`")
         kind, vec = _errors(
-            lambda: svc.upload_vector(file, modality) if file else ("text", svc.text_vector(text))
+            lambda: svc.upload_vector(file, modality) if file else ("text", svc.text_vector(text or ""))
         )
         return {"modality": kind, "dim": int(vec.shape[0]), "vector": vec.tolist()}
 
@@ -227,7 +230,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         t0 = time.perf_counter()
         weights = _finite(text_weight=text_weight, file_weight=file_weight, item_weight=item_weight)
         terms = _terms(svc, text, file, modality, item, weights)  # type: ignore[arg-type]
-        total = sum(w * v for _, v, w in terms)
+        total: np.ndarray = sum(w * v for _, v, w in terms)  # type: ignore[assignment]
         norm = float(np.linalg.norm(total))
         if not norm > 1e-6:
             raise HTTPException(400, "the weighted queries cancel out")

@@ -26,6 +26,9 @@ class Limits:
 
     max_upload_bytes: int = MAX_UPLOAD_BYTES  # the file as sent
     max_pixels: int = 40_000_000  # per image or video frame (about 120 MB as RGB)
+    max_aspect: float = (
+        50.0  # long side / short side: the loaders resize the short side up to the model's size
+    )
     max_array_bytes: int = 128 * 1024 * 1024  # a .npy, or all arrays of a .npz, decompressed
     max_seconds: float = 600.0  # audio and video duration
     min_sample_rate: int = 1000
@@ -67,8 +70,14 @@ def _check_image(path: Path, name: str, limits: Limits) -> None:
         raise UploadError(f"{name}: image too large ({e})", 413) from e
     except Exception as e:  # noqa: BLE001 - any header Pillow cannot read is a bad upload
         raise UploadError(f"{name}: not a readable image ({type(e).__name__})", 422) from e
+    _check_frame(w, h, name, limits)
+
+
+def _check_frame(w: int, h: int, name: str, limits: Limits) -> None:
     if w * h > limits.max_pixels:
         raise UploadError(f"{name}: {w}x{h} pixels, more than the {limits.max_pixels} allowed", 413)
+    if min(w, h) < 1 or max(w, h) > limits.max_aspect * min(w, h):
+        raise UploadError(f"{name}: {w}x{h} pixels, more elongated than {limits.max_aspect:.0f}:1", 413)
 
 
 def _npy_bytes(f: Any, name: str) -> int:
@@ -128,7 +137,7 @@ def _av_audio(path: Path, name: str) -> tuple[int, float]:
 
     try:
         with av.open(str(path)) as c:
-            stream = next(s for s in c.streams if s.type == "audio")
+            stream: Any = next(s for s in c.streams if s.type == "audio")
             return int(stream.rate or 0), (c.duration or 0) / av.time_base
     except Exception as e:  # noqa: BLE001 - no audio stream, or nothing PyAV can open
         raise UploadError(f"{name}: not a readable audio file ({type(e).__name__})", 422) from e
@@ -139,16 +148,15 @@ def _check_video(path: Path, name: str, limits: Limits) -> None:
 
     try:
         with av.open(str(path)) as c:
-            streams = [s for s in c.streams if s.type == "video"]
+            streams: list[Any] = [s for s in c.streams if s.type == "video"]
             seconds = (c.duration or 0) / av.time_base
             sizes = [(s.codec_context.width or 0, s.codec_context.height or 0) for s in streams]
     except Exception as e:  # noqa: BLE001 - anything PyAV cannot open is a bad upload
         raise UploadError(f"{name}: not a readable video ({type(e).__name__})", 422) from e
     if not streams:
         return  # a container with only sound: detected and loaded as audio, or refused by the loaders
-    w, h = max(sizes, key=lambda s: s[0] * s[1])
-    if w * h > limits.max_pixels:
-        raise UploadError(f"{name}: {w}x{h} pixel frames, more than the {limits.max_pixels} allowed", 413)
+    for w, h in sizes:
+        _check_frame(w, h, name, limits)
     _check_seconds(seconds, name, limits)
 
 
