@@ -102,7 +102,7 @@ def _serve(a: argparse.Namespace) -> None:
     from bindkit.serve import serve
 
     serve(host=a.host, port=a.port, model_dir=a.model, store_dir=a.store, token=a.token, data=a.data or None,
-          demo_run=a.demo_run)  # fmt: skip
+          demo_run=a.demo_run, allowed_hosts=a.allow_host or None)  # fmt: skip
 
 
 def _demo(a: argparse.Namespace) -> None:
@@ -212,6 +212,8 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path)
     p.add_argument("--store", type=Path)
     p.add_argument("--token")
+    p.add_argument("--allow-host", action="append", help="a Host name clients use (repeatable); default: "
+                   "loopback names without --token, any name with it (docs/search.md)")  # fmt: skip
     p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
 
