@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from bindkit.serve import create_app  # noqa: E402
 from bindkit.serve.batch import Batcher, Busy  # noqa: E402
+from bindkit.serve.uploads import ALLOWED_EXT as ACCEPTED  # noqa: E402
 from bindkit.store.store import item_id  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -254,3 +255,51 @@ def test_busy_is_503_with_retry_after(world, monkeypatch):
     monkeypatch.setattr(svc.batcher, "encode", busy)
     r = TestClient(app, base_url=LOCAL).post("/search", data={"text": "x"})
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["detail"]
+
+
+_CORPUS_CHILD = """
+import json, os, resource, stat, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from fastapi.testclient import TestClient
+from bindkit.serve import create_app
+from hostile_corpus import build_corpus
+cases = build_corpus(Path(sys.argv[4]))
+c = TestClient(create_app(sys.argv[2], sys.argv[3]), base_url="http://localhost", raise_server_exceptions=False)
+out = []
+for case in cases:
+    p = case.path
+    if not (p.exists() and stat.S_ISREG(os.stat(p).st_mode)) or str(p).startswith("/dev"):
+        continue  # FIFOs, sockets and devices cannot be uploaded: an upload is bytes
+    r = c.post("/search", files={"file": (p.name, p.read_bytes())}, data={"k": "2"})
+    detail = r.json().get("detail", "") if r.headers.get("content-type") == "application/json" else r.text
+    out.append([str(p), case.what, case.bad, sorted(case.may_load), r.status_code, str(detail)])
+print(json.dumps({"results": out, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_hostile_corpus_through_the_service(world, tmp_path):
+    """Every regular file of the hostile corpus (tests/hostile_corpus.py) uploaded to /search in a fresh process:
+    no 5xx, every refusal names the file as sent, no bad file that no loader may accept gets a 200, and the
+    service's peak RSS stays under 1.5 GB."""
+    db = tmp_path / "db"
+    shutil.copytree(world["db"], db)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _CORPUS_CHILD, str(HERE), str(world["model_dir"]), str(db),
+                           str(tmp_path / "corpus")], capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    results = report["results"]
+    assert len(results) >= 150, len(results)
+    problems = []
+    for path, what, bad, may_load, status, detail in results:
+        name = Path(path).name
+        if status >= 500:
+            problems.append(f"{status} for {name} ({what}): {detail[:200]}")
+        elif status != 200 and Path(name).suffix.lower() in ACCEPTED and name not in detail:
+            problems.append(f"{status} for {name} ({what}) does not name it: {detail[:200]}")
+        elif status == 200 and bad and not may_load:
+            problems.append(f"bad {name} ({what}) accepted")
+    assert problems == [], "\n".join(problems)
+    assert sum(r[4] == 200 for r in results if not r[2]) >= 10  # the good controls are served
+    assert report["maxrss_mb"] < 1500, report["maxrss_mb"]

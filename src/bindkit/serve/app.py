@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import math
 import mimetypes
+import re
 import secrets
 import stat
 import time
@@ -86,12 +87,13 @@ class Service:
 
     def upload_vector(self, upload: UploadFile, modality: str | None) -> tuple[str, np.ndarray]:
         """Check, store temporarily, detect and embed one uploaded file -> (kind, vector)."""
-        data = read_limited(upload.file, self.limits.max_upload_bytes)
         name = Path(upload.filename or "upload").name
-        with saved_upload(upload.filename, data) as path, _upload_errors(name, path):
-            check_decoded(path, name, self.limits)
-            kind = normalize_kind(modality) if modality and modality != "auto" else detect_modality(path)
-            return kind, self.item_vector(kind, path)
+        with _upload_errors(name):
+            data = read_limited(upload.file, self.limits.max_upload_bytes)
+            with saved_upload(upload.filename, data) as path:
+                check_decoded(path, name, self.limits)
+                kind = normalize_kind(modality) if modality and modality != "auto" else detect_modality(path)
+                return kind, self.item_vector(kind, path)
 
     def text_vector(self, text: str) -> np.ndarray:
         if len(text) > MAX_TEXT:
@@ -113,26 +115,33 @@ class Service:
         return vec
 
 
+TEMP_FOLDER = re.compile(r"\S*bindkit-upload-[^/\s]*/")  # uploads.saved_upload's folder, up to the file name
+
+
 @contextmanager
-def _upload_errors(name: str, path: Path) -> Iterator[None]:
+def _upload_errors(name: str) -> Iterator[None]:
     """Any failure to read an upload -> `UploadError` naming the file as sent, never the temporary path."""
 
-    def scrub(e: BaseException) -> str:
-        msg = str(e).replace(str(path), name).replace(str(path.parent), "")
-        return msg if msg.startswith(name) else f"{name}: {msg}"
+    def named(e: BaseException) -> str:
+        msg = TEMP_FOLDER.sub("", str(e))
+        return msg if name in msg else f"{name}: {msg}"
 
     try:
         yield
-    except (UploadError, Busy):
+    except Busy:
         raise
+    except UploadError as e:
+        raise UploadError(named(e), e.status) from e
     except QueryError as e:  # the loader's reason: a file of an accepted type whose content is unreadable
-        raise UploadError(scrub(e), 422) from e
+        raise UploadError(named(e), 422) from e
     except (DetectError, ValueError) as e:  # e.g. ambiguous: the request needs a `modality`
-        raise UploadError(scrub(e)) from e
+        raise UploadError(named(e)) from e
     except MemoryError as e:
         raise UploadError(f"{name}: too large to decode", 413) from e
     except Exception as e:  # noqa: BLE001 - a file no loader can read is the sender's error, not the service's
-        raise UploadError(f"{name}: could not be read ({type(e).__name__}: {scrub(e)})", 422) from e
+        raise UploadError(
+            f"{name}: could not be read ({type(e).__name__}: {TEMP_FOLDER.sub('', str(e))})", 422
+        ) from e
 
 
 def _terms(svc: Service, text: str | None, file: UploadFile | None, modality: str | None, item: str | None,
