@@ -290,7 +290,7 @@ def test_hostile_corpus_through_the_service(world, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     results = report["results"]
-    assert len(results) >= 150, len(results)
+    assert len(results) >= 200, len(results)
     problems = []
     for path, what, bad, may_load, status, detail in results:
         name = Path(path).name
