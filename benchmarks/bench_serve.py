@@ -59,7 +59,8 @@ def run_server(model: str, store: str, port: int, max_batch: int = 64) -> None:
     from bindkit.serve import create_app
     from bindkit.serve.limits import Limits
 
-    app = create_app(model, store, limits=Limits(max_batch=max_batch))
+    # a long per-request timeout: the burst measures throughput, and a 503 would return early and flatter it
+    app = create_app(model, store, limits=Limits(max_batch=max_batch, request_timeout_s=600.0))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
