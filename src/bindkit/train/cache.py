@@ -9,7 +9,6 @@ the file or tensor row, and the view (augmentation index or video time), so a ch
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,7 +27,7 @@ SHARD_ROWS = 1 << 16  # rows per shard written during a fill
 def fingerprint(encoder: nn.Module, extra: dict[str, Any]) -> str:
     """Hash of an encoder's config, weights (names, dtypes, shapes, bytes) and `extra` settings: its identity."""
     h = hashlib.blake2b(digest_size=16)
-    cfg = dataclasses.asdict(encoder.cfg) if hasattr(encoder, "cfg") else {}
+    cfg = encoder.cfg.to_dict() if hasattr(encoder, "cfg") else {}  # behaviour fields as config.json writes them
     h.update(json.dumps({"config": cfg, **extra}, sort_keys=True, default=str).encode())
     for name, t in encoder.state_dict().items():
         t = t.detach().cpu().contiguous()
