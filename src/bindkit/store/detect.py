@@ -1,12 +1,13 @@
 """Which modality a file holds: documented rules on its extension, its folder or name, and its content.
 
-A file's *kind* is one of `KINDS` (image and video are both embedded by the vision encoder). Rules, in order:
+A file's *kind* is one of `kinds()`, the modality table's (`bindkit.modalities`; image and video are both embedded by
+the vision encoder). Rules, in order:
 
-1. The extension gives the candidate kinds (`CANDIDATES`); an unknown extension is not embedded (and is listed).
+1. The extension gives the candidate kinds (`candidates()`); an unknown extension is not embedded (and is listed).
 2. An override (`--modality`) wins for every file whose candidates include it; other files follow the rules below.
-3. A hint word (`HINTS`) in the file name (tokens split on `_ - . space`) or in one of its three nearest folders,
+3. A hint word (`hints()`) in the file name (tokens split on `_ - . space`) or in one of its three nearest folders,
    nearest first, picks a candidate: `scans/depth/0001.png` is depth, `clip_thermal.png` is thermal.
-4. Otherwise the content decides: a PNG/TIFF with one 16-bit or float channel is depth or thermal, which cannot be
+4. Otherwise the content decides: each candidate's `sniff` rule in table order, the first that claims it wins. A PNG/TIFF with one 16-bit or float channel is depth or thermal, which cannot be
    told apart, so it is reported as ambiguous (use a folder name or `--modality`); any other picture is an image.
    A `.npy`/`.npz` array shaped (6, N) or (N, 6) is IMU, (H, W) or (1, H, W) is depth. A CSV whose header has a
    `path` column is a manifest (see `embed.py`), any other CSV is IMU.
@@ -21,27 +22,28 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("image", "video", "text", "audio", "depth", "thermal", "imu")
-ENCODER = {"image": "vision", "video": "vision"}  # kind -> encoder name where they differ
+from bindkit import modalities
 
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a")
-CANDIDATES: dict[str, tuple[str, ...]] = {
-    **{e: ("image", "depth", "thermal") for e in IMAGE_EXT},
-    **{e: ("video", "audio") for e in VIDEO_EXT},  # `audio` only by hint or override: the file's sound track
-    **{e: ("audio",) for e in AUDIO_EXT},
-    ".txt": ("text",),
-    ".csv": ("imu",),
-    ".npy": ("depth", "imu"),
-    ".npz": ("depth", "imu"),
-}
-HINTS: dict[str, str] = {
-    "image": "image", "images": "image", "img": "image", "rgb": "image", "photo": "image", "photos": "image",
-    "visible": "image", "video": "video", "videos": "video", "audio": "audio", "sound": "audio",
-    "sounds": "audio", "speech": "audio", "depth": "depth", "disparity": "depth", "thermal": "thermal",
-    "infrared": "thermal", "lwir": "thermal", "imu": "imu", "text": "text", "texts": "text", "captions": "text",
-}  # fmt: skip
+
+def kinds() -> tuple[str, ...]:
+    """Every kind a file may hold (the modality table's, in its order)."""
+    return modalities.kinds()
+
+
+def candidates() -> dict[str, tuple[str, ...]]:
+    """Extension -> the kinds it may hold, in table order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for spec in modalities.specs():
+        for ext in spec.detect_extensions:
+            out[ext] = (*out.get(ext, ()), spec.name)
+    return out
+
+
+def hints() -> dict[str, str]:
+    """Hint word -> the kind it names."""
+    return {w: spec.name for spec in modalities.specs() for w in (spec.name, *spec.hints)}
+
+
 MANIFEST_EXT = (".jsonl",)  # a `.csv` is a manifest when its header names a `path` column
 
 
@@ -51,15 +53,12 @@ class DetectError(ValueError):
 
 def encoder_of(kind: str) -> str:
     """The encoder that embeds a kind (`image`/`video` -> `vision`)."""
-    return ENCODER.get(kind, kind)
+    return modalities.encoder_of(kind)
 
 
 def normalize_kind(name: str) -> str:
     """Check a user-given modality name (`vision` means image)."""
-    kind = {"vision": "image"}.get(name, name)
-    if kind not in KINDS:
-        raise ValueError(f"unknown modality {name!r}; choose from {', '.join(KINDS)}")
-    return kind
+    return modalities.spec(name).name
 
 
 def is_manifest(path: Path) -> bool:
@@ -82,15 +81,17 @@ def _csv_header(path: Path) -> list[str]:
 def _hint(path: Path, candidates: tuple[str, ...]) -> str | None:
     """The first hint word among the name's tokens, then the three nearest folders, that is a candidate."""
     places = [re.split(r"[_\-.\s]+", path.stem.lower())] + [[p.lower()] for p in path.parent.parts[::-1][:3]]
+    table = hints()
     for words in places:
         for w in words:
-            kind = HINTS.get(w)
+            kind = table.get(w)
             if kind in candidates:
                 return kind
     return None
 
 
-def _picture_kind(path: Path) -> str:
+def is_picture(path: Path) -> bool:
+    """Any readable picture but a single-channel 16-bit or float one (depth or thermal: ambiguous, raises)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -103,7 +104,12 @@ def _picture_kind(path: Path) -> str:
             f"ambiguous: a single-channel {mode} picture may be depth or thermal; put it under a folder named "
             "depth/ or thermal/, or pass --modality"
         )
-    return "image"
+    return True
+
+
+def any_file(path: Path) -> bool:
+    """The kind a container holds unless told otherwise (a video file is a video)."""
+    return True
 
 
 def _array_shape(path: Path) -> tuple[int, ...]:
@@ -118,30 +124,37 @@ def _array_shape(path: Path) -> tuple[int, ...]:
         raise DetectError(f"not a readable numpy array ({e})") from e
 
 
-def _array_kind(path: Path) -> str:
+def _imu_shape(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and 6 in shape and max(shape) > 6
+
+
+def is_imu_array(path: Path) -> bool:
+    """An array shaped (6, N) or (N, 6)."""
+    return _imu_shape(_array_shape(path))
+
+
+def is_depth_array(path: Path) -> bool:
+    """An array shaped (H, W) or (1, H, W) that is not IMU-shaped."""
     shape = _array_shape(path)
-    if len(shape) == 2 and 6 in shape and max(shape) > 6:
-        return "imu"
-    if len(shape) == 2 or (len(shape) == 3 and shape[0] == 1):
-        return "depth"
-    raise DetectError(f"array of shape {shape} is neither IMU (6, N)/(N, 6) nor a depth map (H, W)")
+    return not _imu_shape(shape) and (len(shape) == 2 or (len(shape) == 3 and shape[0] == 1))
 
 
 def detect_modality(path: str | Path, override: str | None = None) -> str:
     """The kind of one file by the module's rules; raises `DetectError` naming the reason."""
     path = Path(path)
-    candidates = CANDIDATES.get(path.suffix.lower())
-    if candidates is None:
+    kinds = candidates().get(path.suffix.lower())
+    if kinds is None:
         raise DetectError(f"unknown file type {path.suffix or '(no extension)'!r}")
-    if override is not None and normalize_kind(override) in candidates:
+    if override is not None and normalize_kind(override) in kinds:
         return normalize_kind(override)
-    if len(candidates) == 1:
-        return candidates[0]
-    hinted = _hint(path, candidates)
+    if len(kinds) == 1:
+        return kinds[0]
+    hinted = _hint(path, kinds)
     if hinted is not None:
         return hinted
-    if candidates[0] == "image":
-        return _picture_kind(path)
-    if candidates[0] == "video":
-        return "video"
-    return _array_kind(path)
+    for kind in kinds:  # content rules, in table order
+        sniff = modalities.spec(kind).sniff
+        if sniff is not None and modalities.resolve(sniff)(path):
+            return kind
+    raise DetectError(f"the content is neither of {', '.join(kinds)}; put it under a folder named after its kind, "
+                      "or pass --modality")  # fmt: skip
