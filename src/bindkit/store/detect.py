@@ -129,8 +129,8 @@ def _imu_shape(shape: tuple[int, ...]) -> bool:
 
 
 def is_imu_array(path: Path) -> bool:
-    """An array shaped (6, N) or (N, 6)."""
-    return _imu_shape(_array_shape(path))
+    """An array shaped (6, N) or (N, 6); any CSV that is not a manifest."""
+    return path.suffix.lower() not in (".npy", ".npz") or _imu_shape(_array_shape(path))
 
 
 def is_depth_array(path: Path) -> bool:

@@ -44,7 +44,7 @@ def folder_modalities(source: str | None) -> list[str]:
 
 
 ARCH = ("modality", "width", "depth", "heads", "out_dim", "mlp_ratio", "bias_kv", "pre_ln", "input_shape", "kernel",
-        "stride", "vocab_size")  # fmt: skip
+        "stride", "vocab_size", "causal", "pool", "grid_rule", "cls_token")  # fmt: skip
 
 
 def build_model(cfg: TrainConfig) -> ImageBind:
