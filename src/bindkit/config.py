@@ -123,8 +123,8 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EncoderConfig:
         """Inverse of `to_dict`: absent behaviour fields take the values the modality implies."""
-        c = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**{**IMPLIED.get(c.get("modality", ""), {}), **c})
+        implied = IMPLIED.get(str(d.get("modality", "")), {})
+        return cls(**{**implied, **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}})
 
     @property
     def head_dim(self) -> int:

@@ -21,13 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from bindkit.config import EncoderConfig
+
 SHARD_ROWS = 1 << 16  # rows per shard written during a fill
 
 
 def fingerprint(encoder: nn.Module, extra: dict[str, Any]) -> str:
     """Hash of an encoder's config, weights (names, dtypes, shapes, bytes) and `extra` settings: its identity."""
     h = hashlib.blake2b(digest_size=16)
-    cfg = encoder.cfg.to_dict() if hasattr(encoder, "cfg") else {}  # behaviour fields as config.json writes them
+    enc_cfg = getattr(encoder, "cfg", None)
+    cfg = enc_cfg.to_dict() if isinstance(enc_cfg, EncoderConfig) else {}  # behaviour fields as config.json has them
     h.update(json.dumps({"config": cfg, **extra}, sort_keys=True, default=str).encode())
     for name, t in encoder.state_dict().items():
         t = t.detach().cpu().contiguous()
