@@ -97,7 +97,8 @@ class _Loading:
 
     def load_sample(self, position: int, item: Any) -> Sample:
         """Load one item as a `Sample`; a bad one raises (errors="raise") or comes back with its reason."""
-        key = str(item) if isinstance(item, (str, Path)) and self.modality != "text" else str(position)
+        by_path = isinstance(item, (str, Path)) and not modalities.spec(self.modality).text_items
+        key = str(item) if by_path else str(position)
         try:
             x = load(self.modality, [item], self.config, **self.kwargs)
         except LoadError as e:

@@ -99,7 +99,8 @@ def kinds_filter(modalities: list[str] | tuple[str, ...] | None) -> str | None:
         return None
     kinds: set[str] = set()
     for m in modalities:
-        kinds |= {s.name for s in modality_specs() if s.encoder == m} or {normalize_kind(m)}  # vision: image, video
+        # an encoder's name means every kind it embeds (vision: image and video)
+        kinds |= {s.name for s in modality_specs() if s.encoder == m} or {normalize_kind(m)}
     return "modality IN (" + ", ".join(quote(k) for k in sorted(kinds)) + ")"
 
 

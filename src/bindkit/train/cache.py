@@ -30,7 +30,7 @@ def fingerprint(encoder: nn.Module, extra: dict[str, Any]) -> str:
     """Hash of an encoder's config, weights (names, dtypes, shapes, bytes) and `extra` settings: its identity."""
     h = hashlib.blake2b(digest_size=16)
     enc_cfg = getattr(encoder, "cfg", None)
-    cfg = enc_cfg.to_dict() if isinstance(enc_cfg, EncoderConfig) else {}  # behaviour fields as config.json has them
+    cfg = enc_cfg.to_dict() if isinstance(enc_cfg, EncoderConfig) else {}  # as config.json holds it
     h.update(json.dumps({"config": cfg, **extra}, sort_keys=True, default=str).encode())
     for name, t in encoder.state_dict().items():
         t = t.detach().cpu().contiguous()
