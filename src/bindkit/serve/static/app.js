@@ -41,7 +41,7 @@ async function loadKinds() {
   const kinds = await (await fetch("/kinds")).json();
   KINDS = [...kinds.filter((k) => !k.text), ...kinds.filter((k) => k.text)].map((k) => k.name);
   const menu = $("file-modality");
-  for (const k of kinds) menu.appendChild(el("option", {}, k.name));
+  for (const name of KINDS) menu.appendChild(el("option", {}, name));
   $("file-input").setAttribute("accept", [...new Set(kinds.flatMap((k) => k.extensions))].join(","));
 }
 
