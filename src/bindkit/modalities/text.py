@@ -1,4 +1,4 @@
-"""Text stem: token embedding plus positional embedding; the head pools the first end-of-text token."""
+"""Text stem: token embedding plus positional embedding; the head pools the first end-of-text token (pool="eot")."""
 
 from __future__ import annotations
 
@@ -25,11 +25,6 @@ class TextStem(ConfigStem):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, L) int64 -> (N, L, D)."""
         return self.token_embedding(ids) + self.pos_embed
-
-    @staticmethod
-    def pool_index(ids: torch.Tensor) -> torch.Tensor:
-        """Index of the first EOT token per row (EOT is the largest id, so this is argmax)."""
-        return ids.argmax(dim=-1)
 
     def validate(self, ids: torch.Tensor) -> None:
         """Integer ids [B, context], each row holding an EOT token, every id inside the vocabulary."""
