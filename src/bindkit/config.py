@@ -1,7 +1,8 @@
 """Configs as plain dataclasses: one `EncoderConfig` per modality, gathered in an `ImageBindConfig`.
 
-No torch import here, so configs can be read, printed and saved anywhere. The JSON form stored next to weights is
-`ImageBindConfig.to_dict()`; preprocessing constants (e.g. depth normalisation) travel in `EncoderConfig.preprocess`.
+No torch import at load time (only `canonical` reads the modality table), so configs can be read, printed and saved
+anywhere. The JSON form stored next to weights is `ImageBindConfig.to_dict()`; preprocessing constants (e.g. depth
+normalisation) travel in `EncoderConfig.preprocess`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")  # the built-in encoders, official order
-# Names a user may pass that map onto an encoder: a video is embedded by the vision encoder.
-ALIASES = {"image": "vision", "video": "vision"}
 
 # What a config saved before the behaviour fields existed meant, by modality (the rest take the field defaults).
 # `from_dict` fills absent fields from here and `to_dict` leaves out values equal to these, so old config.json files
@@ -30,10 +29,8 @@ BEHAVIOUR = ("causal", "pool", "grid_rule", "cls_token")
 
 
 def canonical(modality: str) -> str:
-    """Map a user-facing modality name (`image`, `video`, ...) to its encoder name."""
-    if modality in ALIASES:
-        return ALIASES[modality]
-    from bindkit.modalities import encoder_of  # registered modalities may declare their own aliases
+    """Map a user-facing modality name (`image`, `video`, ...) to its encoder name (the modality table's)."""
+    from bindkit.modalities import encoder_of  # imported here: the table's stems import this module
 
     return encoder_of(modality)
 
