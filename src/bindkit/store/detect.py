@@ -142,19 +142,19 @@ def is_depth_array(path: Path) -> bool:
 def detect_modality(path: str | Path, override: str | None = None) -> str:
     """The kind of one file by the module's rules; raises `DetectError` naming the reason."""
     path = Path(path)
-    kinds = candidates().get(path.suffix.lower())
-    if kinds is None:
+    cands = candidates().get(path.suffix.lower())
+    if cands is None:
         raise DetectError(f"unknown file type {path.suffix or '(no extension)'!r}")
-    if override is not None and normalize_kind(override) in kinds:
+    if override is not None and normalize_kind(override) in cands:
         return normalize_kind(override)
-    if len(kinds) == 1:
-        return kinds[0]
-    hinted = _hint(path, kinds)
+    if len(cands) == 1:
+        return cands[0]
+    hinted = _hint(path, cands)
     if hinted is not None:
         return hinted
-    for kind in kinds:  # content rules, in table order
+    for kind in cands:  # content rules, in table order
         sniff = modalities.spec(kind).sniff
         if sniff is not None and modalities.resolve(sniff)(path):
             return kind
-    raise DetectError(f"the content is neither of {', '.join(kinds)}; put it under a folder named after its kind, "
+    raise DetectError(f"the content is neither of {', '.join(cands)}; put it under a folder named after its kind, "
                       "or pass --modality")  # fmt: skip
