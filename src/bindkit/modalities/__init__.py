@@ -13,7 +13,6 @@ from bindkit.modalities.spec import (
     Stem,
     StemFactory,
     encoder_of,
-    encoder_spec,
     kinds,
     register,
     resolve,
@@ -29,6 +28,6 @@ for _spec in (IMAGE, VIDEO, TEXT, AUDIO, DEPTH, THERMAL, IMU):
     register(_spec)
 
 __all__ = [
-    "STEMS", "ModalitySpec", "Ref", "Stem", "StemFactory", "encoder_of", "encoder_spec", "kinds", "register",
+    "STEMS", "ModalitySpec", "Ref", "Stem", "StemFactory", "encoder_of", "kinds", "register",
     "resolve", "spec", "specs", "unregister",
 ]  # fmt: skip

@@ -133,11 +133,3 @@ def encoder_of(name: str) -> str:
         return spec(name).encoder
     except ValueError:
         return name
-
-
-def encoder_spec(encoder: str) -> ModalitySpec:
-    """The spec that carries an encoder's stem (e.g. image for vision)."""
-    for s in _SPECS.values():
-        if s.encoder == encoder and s.stem is not None:
-            return s
-    return spec(encoder)
