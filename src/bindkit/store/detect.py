@@ -17,10 +17,7 @@ the vision encoder). Rules, in order:
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from bindkit import modalities
 
@@ -49,6 +46,10 @@ MANIFEST_EXT = (".jsonl",)  # a `.csv` is a manifest when its header names a `pa
 
 class DetectError(ValueError):
     """A file's modality could not be decided; the message says why and how to resolve it."""
+
+
+class UnreadableFile(DetectError):
+    """The file's content could not be read to decide its kind (not a regular file, corrupt, over a limit)."""
 
 
 def encoder_of(kind: str) -> str:
@@ -92,13 +93,21 @@ def _hint(path: Path, candidates: tuple[str, ...]) -> str | None:
 
 def is_picture(path: Path) -> bool:
     """Any readable picture but a single-channel 16-bit or float one (depth or thermal: ambiguous, raises)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from bindkit.data.errors import ItemError
+    from bindkit.data.limits import check_file, open_picture
 
     try:
-        with Image.open(path) as img:  # reads the header only
+        check_file(path)  # a non-empty regular file: never open a FIFO or device, it would block
+        with open(path, "rb") as f, open_picture(f) as img:  # the header only, checked against the pixel cap
             mode = img.mode
-    except (UnidentifiedImageError, OSError) as e:
-        raise DetectError(f"not a readable picture ({e})") from e
+    except ItemError as e:
+        raise UnreadableFile(str(e)) from e
+    except UnidentifiedImageError as e:
+        raise UnreadableFile(f"not a readable picture ({e})") from e
+    except Exception as e:  # Pillow's header parsers raise many types; each is this file's problem, not the run's
+        raise UnreadableFile(f"not a readable picture ({type(e).__name__}: {e})") from e
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raise DetectError(
             f"ambiguous: a single-channel {mode} picture may be depth or thermal; put it under a folder named "
@@ -113,15 +122,14 @@ def any_file(path: Path) -> bool:
 
 
 def _array_shape(path: Path) -> tuple[int, ...]:
+    from bindkit.data.errors import ItemError
+    from bindkit.data.limits import array_header, check_file
+
     try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                if not npz.files:
-                    raise DetectError("empty .npz archive")
-                return tuple(npz[npz.files[0]].shape)
-        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DetectError(f"not a readable numpy array ({e})") from e
+        check_file(path)
+        return array_header(path)[0]  # the first array's header only: nothing is decompressed or loaded
+    except ItemError as e:
+        raise UnreadableFile(str(e)) from e
 
 
 def _imu_shape(shape: tuple[int, ...]) -> bool:
