@@ -59,7 +59,7 @@ class Encoder(nn.Module):
         head = self.head(h, index)  # (N, out)
         out = self.post(head)
         if trace is not None:
-            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)  # type: ignore[arg-type]
+            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)  # type: ignore[call-overload]
             if index is not None:
                 trace["seq_len"] = index
         return out
