@@ -20,6 +20,11 @@ import re
 from pathlib import Path
 
 from bindkit import modalities
+from bindkit.modalities.audio import AUDIO_EXT as AUDIO_EXT
+from bindkit.modalities.vision import IMAGE_EXT as IMAGE_EXT
+from bindkit.modalities.vision import VIDEO_EXT as VIDEO_EXT
+
+# AUDIO_EXT, IMAGE_EXT, VIDEO_EXT: the built-in kinds' extensions (from their modality files), for callers' checks.
 
 
 def kinds() -> tuple[str, ...]:
