@@ -123,7 +123,7 @@ def test_store_train_serve(pressure, tmp_path, one_torch_thread):
     )
 
     embed_paths([tmp_path / "pressure"], tmp_path / "store2", result.model_dir, progress=False)
-    client = TestClient(create_app(result.model_dir, tmp_path / "store2"))
+    client = TestClient(create_app(result.model_dir, tmp_path / "store2"), base_url="http://localhost")
     kinds = {k["name"]: k for k in client.get("/kinds").json()}
     assert kinds["pressure"]["extensions"] == [".npy", ".csv"] and kinds["pressure"]["embeds"]
     assert client.get("/health").json()["kinds"] == {"pressure": len(paths)}
@@ -132,3 +132,8 @@ def test_store_train_serve(pressure, tmp_path, one_torch_thread):
     assert top["query"][0]["kind"] == "pressure" and top["results"][0]["name"] == paths[4].name
     thumb = client.get(top["results"][0]["thumb"])
     assert thumb.status_code == 200 and thumb.content.startswith(b"\x89PNG")
+    locked = TestClient(
+        create_app(result.model_dir, tmp_path / "store2", token="t0k"), base_url="http://localhost"
+    )
+    assert locked.get("/kinds").status_code == 200  # the page builds its menus before it has the token
+    assert locked.post("/search", data={"text": "x"}).status_code == 401
