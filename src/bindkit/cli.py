@@ -210,6 +210,30 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
 
 
+def _locate(a: argparse.Namespace) -> None:
+    import json
+
+    from bindkit.apps.files import run_locate
+
+    file, modality = (a.audio, "audio") if a.audio else (a.file, a.modality)
+    answer = run_locate(a.model, a.image, a.out, text=a.text, file=file, modality=modality, size=a.size,
+                        threshold=a.threshold)  # fmt: skip
+    print(json.dumps({k: answer[k] for k in ("peak", "boxes")}))
+
+
+def _args_locate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
+    p.add_argument("--image", required=True)
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--audio", help="a sound file to find")
+    q.add_argument("--text", help="a text to find")
+    q.add_argument("--file", help="a file of any modality to find (kind detected, or --modality)")
+    p.add_argument("--modality", help="the --file's modality where detection is ambiguous (e.g. thermal)")
+    p.add_argument("--out", required=True, type=Path, help="folder for <image>.locate.png and .json")
+    p.add_argument("--size", type=int, help="model pixels per side (default: the model's input size)")
+    p.add_argument("--threshold", type=float, default=0.5, help="box threshold, a share of the map's range")
+
+
 def _args_configs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
 
@@ -224,6 +248,7 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("embed", _embed, _args_embed, "embed files of any modality into a LanceDB store (resumable, idempotent)"),
     ("search", _search, _args_search, "query a store with text, files of any modality, or a weighted sum of them"),
     ("serve", _serve, _args_serve, "the search service and web page (default: the latest demo run)"),
+    ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
     ("configs", _configs, _args_configs, "list the registered model configs"),
 ]  # fmt: skip
 
