@@ -114,9 +114,9 @@ def test_locate_heatmap_follows_the_patch_map(tiny, tmp_path):
 
 
 def test_bad_inputs_fail_before_compute(tiny, tmp_path, monkeypatch):
-    from PIL import Image
-
     import importlib
+
+    from PIL import Image
 
     from bindkit.apps.query import model_fingerprint
 

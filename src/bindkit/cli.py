@@ -102,9 +102,13 @@ def _serve(a: argparse.Namespace) -> None:
 
 
 def _demo(a: argparse.Namespace) -> None:
-    from bindkit.demo.run import run_demo
+    from bindkit.demo.run import apps_only, run_demo
 
-    result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress)
+    if a.apps_only:
+        result = apps_only(a.apps_only)
+    else:
+        result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
+                          apps=True if a.apps else None)  # fmt: skip
     print(result.report_md.read_text())
     print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
 
@@ -114,6 +118,9 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--apps", action="store_true", help="run the applications stage (on by default in the full preset)")
+    p.add_argument("--apps-only", type=Path, metavar="RUN_DIR",
+                   help="only run the applications stage on an existing run directory, and update its report")
 
 
 def _args_example(p: argparse.ArgumentParser) -> None:

@@ -13,12 +13,15 @@ a few per-token matrix products on top of one `encode`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bindkit.layers import linear
+from bindkit.layers import Block, linear
+
+if TYPE_CHECKING:
+    from bindkit.model import Encoder
 
 METHODS = ("value", "value-mlp", "tokens")
 
@@ -31,7 +34,7 @@ class DenseOutput:
     dense: torch.Tensor
 
 
-def check_dense_input(encoder: nn.Module, images: torch.Tensor, method: str = "value") -> tuple[int, int]:
+def check_dense_input(encoder: Encoder | Any, images: torch.Tensor, method: str = "value") -> tuple[int, int]:
     """Reject what `dense_embeddings` cannot use, before any compute; returns the patch grid (h, w)."""
     cfg = getattr(encoder, "cfg", None)
     if cfg is None or cfg.modality != "vision":
@@ -49,11 +52,11 @@ def check_dense_input(encoder: nn.Module, images: torch.Tensor, method: str = "v
     h, w = (H - p) // s + 1, (W - p) // s + 1
     if h != w:
         raise ValueError(f"encode_dense: images must give a square patch grid, {H}x{W} gives {h}x{w}")
-    encoder.stem.validate(images)
+    encoder.stem.validate(images)  # type: ignore[operator]
     return h, w
 
 
-def _value_path(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _value_path(block: Block, x: torch.Tensor) -> torch.Tensor:
     """The last block's attention with each token attending only to itself: out_proj(v(norm1(x))). (N, L, D)."""
     attn = block.attn
     D = x.shape[-1]
@@ -61,19 +64,20 @@ def _value_path(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return linear(v, attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _project(encoder: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def _project(encoder: Encoder, tokens: torch.Tensor) -> torch.Tensor:
     """Head norm and projection on every token, unit norm, float32. (N, L, D) -> (N, L, out)."""
     y = linear(encoder.head.norm(tokens), encoder.head.proj.weight, None)
     return F.normalize(y.float(), dim=-1)
 
 
 @torch.no_grad()
-def dense_embeddings(encoder: nn.Module, images: torch.Tensor, method: str = "value") -> DenseOutput:
+def dense_embeddings(encoder: Encoder, images: torch.Tensor, method: str = "value") -> DenseOutput:
     """Images [B, 3, H, W] -> global [B, out] and per-patch [B, h, w, out] embeddings from one forward pass."""
     h, w = check_dense_input(encoder, images, method)
     x = images.to(encoder.head.proj.weight.dtype)
     x = encoder.trunk.pre_ln(encoder.stem(x))  # (B, 1 + h*w, D); the stem interpolates positions for other sizes
-    *early, last = encoder.trunk.blocks
+    blocks: list[Block] = list(encoder.trunk.blocks)  # type: ignore[arg-type]
+    *early, last = blocks
     for blk in early:
         x = blk(x)
     out = last(x)  # (B, L, D): the ordinary last block, for the global embedding

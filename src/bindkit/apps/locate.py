@@ -43,7 +43,7 @@ class Location:
 
 def open_rgb(items: Sequence[Any], patch: int) -> list[Image.Image]:
     """Open images (paths, PIL images, uint8 arrays) as RGB; reject any smaller than one patch, before compute."""
-    out = []
+    out: list[Image.Image] = []
     for item in items:
         img = open_image(Path(item) if isinstance(item, str) else item).convert("RGB")
         if min(img.size) < patch:

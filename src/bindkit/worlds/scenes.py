@@ -57,8 +57,8 @@ def sample_scenes(world: DigitsWorld, split: str, n: int, seed: int = 0, counts:
     """Draw and render n scenes of a split, each with k digits, k drawn from `counts` (values in 1..4)."""
     _check_args(split, n, seed, counts, modalities)
     canvas = GRID * world.image_size
-    page = DigitsWorld(seed=world.seed, image_size=canvas, window_seconds=world.window_seconds,
-                       writers=tuple(len(world.writers(s)) for s in ("train", "test")))  # fmt: skip
+    writers = (len(world.writers("train")), len(world.writers("test")))
+    page = DigitsWorld(seed=world.seed, image_size=canvas, window_seconds=world.window_seconds, writers=writers)
     rng = np.random.default_rng([world.seed, SPLITS[split], seed, 7919])
     ks = rng.choice(np.asarray(counts), n)
     pool = page.sample(split, int(ks.sum()) * 3 + 30, seed=SCENE_SEED + seed, modalities=())
@@ -110,8 +110,12 @@ def _layout(pool: Instances, picks: list[list[int]], cells: list[np.ndarray], ca
     cell = canvas / GRID
     for s, (rs, cs) in enumerate(zip(picks, cells, strict=True)):
         for r, c in zip(rs, cs, strict=True):
-            rows.append(r), scene_of.append(s), offsets.append((c % GRID * cell, c // GRID * cell))
-        rows.append(rs[0]), scene_of.append(s), offsets.append((10.0 * canvas, 10.0 * canvas))  # the empty page
+            rows.append(r)
+            scene_of.append(s)
+            offsets.append((c % GRID * cell, c // GRID * cell))
+        rows.append(rs[0])  # the empty page: the first digit moved far off the canvas
+        scene_of.append(s)
+        offsets.append((10.0 * canvas, 10.0 * canvas))
     batch = pool.select(np.array(rows))
     first = np.array([picks[s][0] for s in scene_of])
     g = batch.geometry
