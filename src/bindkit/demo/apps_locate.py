@@ -30,6 +30,7 @@ from bindkit.worlds.inputs import image_tensor
 from bindkit.worlds.scenes import GRID, Scenes, sample_scenes
 
 from . import scores
+from .apps_detect import DetectSettings, run_detect
 from .files import Split, read_split
 
 QUERY_MODALITIES = ("audio", "text", "imu")
@@ -90,23 +91,31 @@ def pointing(dense: torch.Tensor, queries: list[torch.Tensor], scenes: Scenes, p
     return 100.0 * float(np.mean(hits)), peaks
 
 
-def run_locate(model: ImageBind, test: Split, world_seed: int, s: LocateSettings, plots: Path) -> dict[str, Any]:
-    """Pointing accuracy per query modality (and per dense method with text), chance, and the overlay grid."""
+def run_locate(model: ImageBind, test: Split, world_seed: int, s: LocateSettings, run: Path,
+               detect: DetectSettings | None = None) -> dict[str, Any]:  # fmt: skip
+    """Pointing accuracy per query modality (and per dense method with text), chance and the overlay grid; then,
+    with `detect`, the swapped-classifier detector's scores on the same scenes."""
     model.eval()
     scenes = sample_scenes(DigitsWorld(seed=world_seed), "test", s.n_scenes, seed=s.seed, counts=s.counts)
-    x, enc = scene_inputs(model, scenes), model.encoder("vision")
-    patch, stride, size = enc.cfg.kernel[1], enc.cfg.stride[1], x.shape[-1]
+    enc = model.encoder("vision")
+    size = GRID * enc.cfg.input_shape[-1]
+    patch, stride = enc.cfg.kernel[1], enc.cfg.stride[1]
     bank = query_bank(model, test)
     queries = {m: pick_queries(bank[m], scenes) for m in QUERY_MODALITIES if m in bank}
+    x = scene_inputs(model, scenes)
     dense = {m: _dense(enc, x, m) for m in METHODS}
     methods = {m: pointing(dense[m], queries["text"], scenes, patch, stride, size)[0] for m in METHODS}
     acc, peaks = {}, {}
     for m, q in queries.items():
         acc[m], peaks[m] = pointing(dense["value"], q, scenes, patch, stride, size)
-    path = plot_grid(dense["value"], queries, peaks, scenes, patch, stride, size, plots / "applications_locate.png")
-    return {"pointing": acc, "methods_text": methods, "chance": 100.0 * scenes.digit_area_share(),
-            "n_scenes": len(scenes), "counts": list(s.counts), "canvas_px": scenes.canvas, "model_px": size,
-            "grid": int(dense["value"].shape[1]), "figure": str(path.relative_to(plots.parent))}  # fmt: skip
+    path = plot_grid(dense["value"], queries, peaks, scenes, patch, stride, size, run / "plots" / "applications_locate.png")
+    out = {"pointing": acc, "methods_text": methods, "chance": 100.0 * scenes.digit_area_share(),
+           "n_scenes": len(scenes), "counts": list(s.counts), "canvas_px": scenes.canvas, "model_px": size,
+           "grid": int(dense["value"].shape[1]), "figure": str(path.relative_to(run))}  # fmt: skip
+    if detect is not None:
+        fn = lambda sc: _dense(enc, scene_inputs(model, sc), "value")  # noqa: E731
+        out["detect"] = run_detect(model, fn, dense["value"], scenes, size, bank, world_seed, detect, run)
+    return out
 
 
 @torch.no_grad()
@@ -147,7 +156,8 @@ def locate_md(r: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
-def locate_stage(run: Path, s: LocateSettings | None = None, model: ImageBind | None = None) -> dict[str, Any]:
+def locate_stage(run: Path, s: LocateSettings | None = None, model: ImageBind | None = None,
+                 detect: DetectSettings | None = None) -> dict[str, Any]:  # fmt: skip
     """The locate scores of a finished demo run directory (its model/, test/ and report.json's seed)."""
     import json
 
@@ -157,4 +167,4 @@ def locate_stage(run: Path, s: LocateSettings | None = None, model: ImageBind | 
     model = model or load_model(run / "model")
     seed = json.loads((run / "report.json").read_text())["settings"]["seed"] if (run / "report.json").is_file() else 0
     test = read_split(run / "test" / "manifest.jsonl", model.config, modalities=("audio", "imu"))
-    return run_locate(model, test, seed, s, run / "plots")
+    return run_locate(model, test, seed, s, run, detect)

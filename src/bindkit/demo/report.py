@@ -88,11 +88,15 @@ def applications_md(result: dict[str, Any]) -> list[str]:
     apps = result.get("applications")
     if not apps:
         return []
+    from .apps_detect import detect_md
     from .apps_locate import locate_md
 
     lines = ["## Applications", ""]
     if "locate" in apps:
         lines += ["### Locate: where in a scene a sound, a text or an IMU trace points", "", *locate_md(apps["locate"])]
+    if "detect" in apps:
+        lines += ["### Detect: a text-trained detector with its classes swapped for sounds and IMU traces", "",
+                  *detect_md(apps["detect"])]  # fmt: skip
     return lines
 
 

@@ -145,9 +145,12 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
 
 def run_applications(run: Path, s: DemoSettings, seed: int, model: ImageBind | None = None) -> dict[str, Any]:
     """The applications stage on a run directory with model/, test/ (and report.json): {application: scores}."""
+    from .apps_detect import DetectSettings
     from .apps_locate import LocateSettings, locate_stage
 
-    return {"locate": locate_stage(run, LocateSettings(n_scenes=s.scenes, seed=seed), model)}
+    locate = locate_stage(run, LocateSettings(n_scenes=s.scenes, seed=seed), model, DetectSettings())
+    detect = locate.pop("detect")
+    return {"locate": locate, "detect": detect}
 
 
 def apps_only(run_dir: Path, quick: bool = False) -> DemoResult:

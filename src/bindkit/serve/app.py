@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from bindkit.serve.heatmap import add_heatmap_route
 from bindkit.serve.thumbs import thumbnail
 from bindkit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_limited, saved_upload
 from bindkit.store.detect import KINDS, DetectError, detect_modality, normalize_kind
@@ -185,6 +186,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         }
 
     _item_route(app, svc, auth)
+    add_heatmap_route(app, svc, auth, _terms)
 
 
 def _item_route(app: FastAPI, svc: Service, auth: list) -> None:
