@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,35 @@ def test_train_resume_save_load(tiny, tmp_path):
     other = ImageBind(get_config("imagebind_tiny").select(["vision"])).eval()
     with pytest.raises(ValueError, match="fingerprint"):
         load_detector(folder, other)
+
+
+def test_detect_cli_swaps_classes_and_rejects_bad_input(tmp_path):
+    from PIL import Image
+
+    from bindkit.checkpoint import save_model
+    from bindkit.cli import main
+
+    torch.manual_seed(3)
+    model = ImageBind(get_config("imagebind_tiny").select(["vision", "text"])).eval()
+    model_dir = save_model(model, tmp_path / "model")
+    classes = torch.nn.functional.normalize(torch.randn(3, D), dim=-1)
+    g = torch.Generator().manual_seed(0)
+    dense = torch.nn.functional.normalize(torch.randn(8, 8, 8, D, generator=g), dim=-1)  # 8 x 8 patches: 64 px
+    boxes, labels = [torch.tensor([[8.0, 8.0, 32.0, 32.0]])] * 8, [torch.tensor([1])] * 8
+    cfg = DetectorTrainConfig(steps=5, batch_size=4, hidden=8, class_names=("x", "y", "z"))
+    _, folder = train_detector(model, dense, boxes, labels, classes, tmp_path / "run", cfg)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), np.uint8)).save(tmp_path / "i.png")
+    args = ["detect", "--model", str(model_dir), "--detector", str(folder), "--image", str(tmp_path / "i.png")]
+    main([*args, "--classes", "a seven,a two", "--threshold", "0", "--out", str(tmp_path / "out")])
+    answer = json.loads((tmp_path / "out" / "i.detect.json").read_text())
+    assert answer["classes"] == ["a seven", "a two"] and answer["detections"]
+    assert {d["label"] for d in answer["detections"]} <= {"a seven", "a two"}
+    assert all(0 <= d["box"][0] <= d["box"][2] for d in answer["detections"])
+    assert (tmp_path / "out" / "i.detect.png").is_file()
+    with pytest.raises(ValueError, match="class list is empty"):
+        main([*args, "--classes", " , ", "--out", str(tmp_path / "empty")])
+    other = save_model(ImageBind(get_config("imagebind_tiny").select(["vision", "text"])).eval(), tmp_path / "m2")
+    with pytest.raises(ValueError, match="fingerprint"):
+        main(["detect", "--model", str(other), "--detector", str(folder), "--image", str(tmp_path / "i.png"),
+              "--out", str(tmp_path / "other")])  # fmt: skip
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "other").exists()

@@ -241,6 +241,28 @@ def _args_locate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="box threshold, a share of the map's range")
 
 
+def _detect(a: argparse.Namespace) -> None:
+    import json
+
+    from bindkit.apps.files import run_detect
+
+    texts = [t.strip() for t in a.classes.split(",") if t.strip()] if a.classes is not None else None
+    answer = run_detect(a.model, a.detector, a.image, a.out, texts=texts, files=a.class_file or None,
+                        threshold=a.threshold)  # fmt: skip
+    print(json.dumps(answer["detections"]))
+
+
+def _args_detect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the bindkit model folder the detector was trained on")
+    p.add_argument("--detector", required=True, help="a detector folder (a detector run's detector/)")
+    p.add_argument("--image", required=True)
+    p.add_argument("--classes", help="comma-separated class texts replacing the detector's classes")
+    p.add_argument("--class-file", action="append", metavar="NAME=PATH",
+                   help="a class given by a file of any modality (a spoken word, an IMU trace...); repeatable")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="folder for <image>.detect.png and .json")
+    p.add_argument("--threshold", type=float, default=0.3, help="minimum score (objectness x class probability)")
+
+
 def _args_configs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
 
@@ -256,6 +278,7 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("search", _search, _args_search, "query a store with text, files of any modality, or a weighted sum of them"),
     ("serve", _serve, _args_serve, "the search service and web page (default: the latest demo run)"),
     ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
+    ("detect", _detect, _args_detect, "detect with a detector whose classes can be texts or files of any modality"),
     ("configs", _configs, _args_configs, "list the registered model configs"),
 ]  # fmt: skip
 

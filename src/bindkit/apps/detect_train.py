@@ -146,7 +146,8 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
     from bindkit.train.plots import plot_metrics
 
     plot_metrics(run / "metrics.jsonl", run / "plots")
-    meta = {"vision_fingerprint": vision_fingerprint(model), "class_names": list(cfg.class_names), "steps": step}
+    meta = {"vision_fingerprint": vision_fingerprint(model), "class_names": list(cfg.class_names), "steps": step,
+            "grid": int(dense.shape[1])}  # the dense map's side: images are resized to (grid-1)*stride+patch px
     return det.eval(), save_detector(det, run / "detector", meta)
 
 
