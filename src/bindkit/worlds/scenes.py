@@ -42,6 +42,7 @@ class Scenes:
     images: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, S, S, 3)
     depth: np.ndarray | None = field(default=None, repr=False)  # float32 (n, S, S)
     thermal: np.ndarray | None = field(default=None, repr=False)  # float32 (n, S, S)
+    pages: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, S, S, 3): each image without its digits
 
     def __len__(self) -> int:
         return len(self.digits)
@@ -128,8 +129,9 @@ def _layout(pool: Instances, picks: list[list[int]], cells: list[np.ndarray], ca
 
 
 def _box(g: Geometry, i: int, canvas: int) -> np.ndarray:
-    """(4,) x0, y0, x1, y1 of row i's ink (path extent plus half the pen width), inside the canvas."""
-    p, half = g.dense[i], g.width[i] / 2
+    """(4,) x0, y0, x1, y1 of row i's ink (path extent plus half the pen width and half the widest soft edge, as
+    `pixels._reach` counts it), inside the canvas."""
+    p, half = g.dense[i], g.width[i] / 2 + 0.8 * canvas / 64
     box = np.array([p[:, 0].min() - half, p[:, 1].min() - half, p[:, 0].max() + half, p[:, 1].max() + half])
     return np.clip(box, 0, canvas).astype(np.float32)
 
@@ -138,6 +140,7 @@ def _compose(batch: Instances, pool: Instances, picks: list[list[int]], split: s
              seed: int, canvas: int, modalities: tuple[str, ...]) -> Scenes:  # fmt: skip
     """Canvas = empty page + the sum of each digit's difference from it (digits never overlap)."""
     out: dict[str, list[np.ndarray]] = {m: [] for m in modalities}
+    pages: list[np.ndarray] = []
     boxes, at = [], 0
     for rs in picks:
         k = len(rs)
@@ -146,12 +149,15 @@ def _compose(batch: Instances, pool: Instances, picks: list[list[int]], split: s
             if m in modalities:
                 arr = getattr(batch, key)[at : at + k + 1].astype(np.float32)  # k digits, then the page
                 out[m].append(arr[k] + (arr[:k] - arr[k]).sum(0))
+                if m == "image":
+                    pages.append(arr[k])
         at += k + 1
     first = [rs[0] for rs in picks]
     scenes = Scenes(split, seed, [pool.digit[rs] for rs in picks], boxes, [pool.writer[rs] for rs in picks],
                     [pool.surface[i] for i in first], [pool.lighting[i] for i in first], canvas)  # fmt: skip
     if "image" in out:
         scenes.images = np.clip(np.rint(np.stack(out["image"])), 0, 255).astype(np.uint8)
+        scenes.pages = np.stack(pages).astype(np.uint8)
     if "depth" in out:
         scenes.depth = np.stack(out["depth"])
     if "thermal" in out:
