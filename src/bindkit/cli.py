@@ -104,8 +104,8 @@ def _serve(a: argparse.Namespace) -> None:
 def _demo(a: argparse.Namespace) -> None:
     from bindkit.demo.run import apps_only, run_demo
 
-    if a.apps_only:
-        result = apps_only(a.apps_only)
+    if a.on_run:
+        result = apps_only(a.on_run)
     else:
         result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
                           apps=True if a.apps else None)  # fmt: skip
@@ -119,7 +119,7 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--apps", action="store_true", help="run the applications stage (on by default in the full preset)")
-    p.add_argument("--apps-only", type=Path, metavar="RUN_DIR",
+    p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
                    help="only run the applications stage on an existing run directory, and update its report")
 
 

@@ -6,7 +6,7 @@ pair scores a hit when the heatmap's peak falls inside the queried digit's box; 
 of the canvas. The dense method is chosen by measurement: the stage scores each of `bindkit.dense.METHODS` with
 text queries and reports them all.
 
-    bindkit demo --apps-only RUN_DIR     # this stage (and the other applications) on an existing run
+    bindkit demo --on-run RUN_DIR     # this stage (and the other applications) on an existing run
 """
 
 from __future__ import annotations
