@@ -163,3 +163,15 @@ def test_locate_cli_writes_nothing_on_bad_input_and_both_files_otherwise(tiny, t
     answer = json.loads((tmp_path / "out" / "ok.locate.json").read_text())
     assert (answer["width"], answer["height"]) == (64, 80) and answer["boxes"]
     assert Image.open(tmp_path / "out" / "ok.locate.png").size[0] >= 64
+
+
+def test_quick_demo_scenes_point_clearly_above_chance(quick_demo):
+    """The quick demo's model, held-out 3-digit scenes: text and (emergent) audio queries point at the queried digit
+    far above the area chance and above picking one of the three digits at random."""
+    from bindkit.demo.apps_locate import LocateSettings, locate_stage
+
+    out = locate_stage(quick_demo.run_dir, LocateSettings(n_scenes=40))
+    p = out["pointing"]
+    assert out["chance"] < 10
+    assert p["text"] > 100 / 3 + 15 and p["audio"] > 100 / 3 + 10, p
+    assert (quick_demo.run_dir / out["figure"]).is_file()

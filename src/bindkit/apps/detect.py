@@ -53,7 +53,8 @@ class Detector(nn.Module):
         self.box = nn.Conv2d(hidden, 4, 1)
         self.region = nn.Conv2d(hidden, width, 1)
         nn.init.zeros_(self.region.weight)  # starts as the frozen dense embedding itself
-        nn.init.zeros_(self.region.bias)
+        nn.init.zeros_(self.region.bias)  # type: ignore[arg-type]
+        self.classes: torch.Tensor
         self.register_buffer("classes", check_classes(classes, width))
 
     def forward(self, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

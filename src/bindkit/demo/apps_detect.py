@@ -64,7 +64,8 @@ def run_detect(model: ImageBind, dense_fn: Any, test_dense: torch.Tensor, test_s
     cfg = DetectorTrainConfig(steps=s.steps, class_names=tuple(WORDS))
     det, _ = train_detector(model, dense, model_boxes(train, size), labels, bank["text"][0], run / "apps" / "detector",
                             cfg)  # fmt: skip
-    rows = {"text": bank["text"][0], **{m: one_per_class(*bank[m]) for m in ("audio", "imu") if m in bank}}
+    rows: dict[str, torch.Tensor] = {"text": bank["text"][0]}
+    rows |= {m: one_per_class(*bank[m]) for m in ("audio", "imu") if m in bank}
     acc = {m: top_box_accuracy(det.with_classes(r), test_dense, test_scenes, size) for m, r in rows.items()}
     path = plot_detections(det.with_classes(rows.get("audio", rows["text"])), test_dense, test_scenes, size,
                            run / "plots" / "applications_detect.png")  # fmt: skip
@@ -79,8 +80,8 @@ def plot_detections(det: Detector, dense: torch.Tensor, scenes: Scenes, size: in
     scale = scenes.canvas / size
     for j in range(min(n, len(scenes))):
         found = det.detect(dense[j : j + 1])[0]
-        boxes = [Box(*(int(v * scale) for v in b.tolist()), float(sc), (0, 0))
-                 for b, sc in zip(found.boxes, found.scores, strict=True)]  # fmt: skip
+        xyxy = [[int(v * scale) for v in b.tolist()] for b in found.boxes]
+        boxes = [Box(x0, y0, x1, y1, float(sc), (0, 0)) for (x0, y0, x1, y1), sc in zip(xyxy, found.scores, strict=True)]
         labels = [f"{WORDS[int(c)]} {float(sc):.2f}" for c, sc in zip(found.labels, found.scores, strict=True)]
         tiles.append(np.asarray(overlay(Image.fromarray(scenes.images[j]), None, boxes, labels, scale=2)))
     path.parent.mkdir(parents=True, exist_ok=True)
