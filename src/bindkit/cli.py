@@ -224,7 +224,7 @@ def _locate(a: argparse.Namespace) -> None:
 
     file, modality = (a.audio, "audio") if a.audio else (a.file, a.modality)
     answer = run_locate(a.model, a.image, a.out, text=a.text, file=file, modality=modality, size=a.size,
-                        threshold=a.threshold)  # fmt: skip
+                        threshold=a.threshold, method=a.method)  # fmt: skip
     print(json.dumps({k: answer[k] for k in ("peak", "boxes")}))
 
 
@@ -239,6 +239,8 @@ def _args_locate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder for <image>.locate.png and .json")
     p.add_argument("--size", type=int, help="model pixels per side (default: the model's input size)")
     p.add_argument("--threshold", type=float, default=0.5, help="box threshold, a share of the map's range")
+    p.add_argument("--method", default="value", choices=("value", "value-mlp", "tokens", "local", "crops"),
+                   help="dense method (bindkit.dense): value = one pass (CLIP-scale models); crops = sliding crops")
 
 
 def _detect(a: argparse.Namespace) -> None:

@@ -109,10 +109,11 @@ def load_detector(folder: str | Path, model: Any) -> tuple[Detector, dict[str, A
 
 def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], labels: list[torch.Tensor],
                    classes: torch.Tensor, run_dir: str | Path, cfg: DetectorTrainConfig | None = None,
-                   stop_after: int | None = None) -> tuple[Detector, Path | None]:  # fmt: skip
+                   stop_after: int | None = None, geometry: tuple[int, int] | None = None,
+                   ) -> tuple[Detector, Path | None]:  # fmt: skip
     """Train on dense maps [N, h, w, D] with boxes (model px) and labels per image; resumes from the run's
     latest checkpoint; `stop_after` stops (checkpointed, no final folder) at that step. Returns the detector and
-    its saved folder."""
+    its saved folder. `geometry`: the maps' (patch, stride) in model pixels (default: the encoder's patches)."""
     cfg = cfg or DetectorTrainConfig()
     enc = model.encoder("vision")
     rows = check_classes(classes, dense.shape[-1])
@@ -121,7 +122,8 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
     run = Path(run_dir)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        det = Detector(dense.shape[-1], rows, cfg.hidden, enc.cfg.stride[1], enc.cfg.kernel[1])
+        patch, stride = geometry or (enc.cfg.kernel[1], enc.cfg.stride[1])
+        det = Detector(dense.shape[-1], rows, cfg.hidden, stride, patch)
     opt = torch.optim.AdamW(det.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     cls, tgt = patch_targets(boxes, labels, dense.shape[1], dense.shape[2], det.stride, det.patch)
     step, gen = _start(run, cfg, det, opt)

@@ -24,13 +24,13 @@ def load_for_apps(model: str | Path | Any, modalities: list[str] | None = None) 
 
 def run_locate(model: str | Path | Any, image: str | Path, out: str | Path, text: str | None = None,
                file: str | Path | None = None, modality: str | None = None, size: int | None = None,
-               threshold: float = 0.5) -> dict[str, Any]:  # fmt: skip
+               threshold: float = 0.5, method: str = "value") -> dict[str, Any]:  # fmt: skip
     """Locate one query (a text, or a file of `modality` / detected) in one image; write `<stem>.locate.png/.json`."""
     if (text is None) == (file is None):
         raise ValueError("give exactly one query: a text or a file (--audio/--file)")
     query: Any = text if text is not None else Path(file)  # type: ignore[arg-type]
     m = load_for_apps(model)
-    found = locate(m, [Path(image)], query, size=size, threshold=threshold, modality=modality)[0]
+    found = locate(m, [Path(image)], query, size=size, threshold=threshold, modality=modality, method=method)[0]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(image).stem

@@ -82,19 +82,18 @@ def locate(model: Any, images: Sequence[Any], query: Any, size: int | None = Non
     if "vision" not in model.encoders:
         raise ValueError(f"locate needs a model with a vision encoder; this one has {list(model.encoders)}")
     enc = model.encoder("vision")
-    patch, stride = enc.cfg.kernel[1], enc.cfg.stride[1]
     size = size or enc.cfg.input_shape[-1]
     check_query(model, query)
-    pics = open_rgb(images, patch)
+    pics = open_rgb(images, enc.cfg.kernel[1])
     q = torch.from_numpy(query_embedding(model, query, modality))  # (D,)
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(pics), batch_size):
         chunk = pics[i : i + batch_size]
-        dense = dense_embeddings(enc, to_tensor(chunk, size).to(device), method).dense.cpu()  # (b, h, w, D)
-        for img, d in zip(chunk, dense, strict=True):
+        found = dense_embeddings(enc, to_tensor(chunk, size).to(device), method)
+        for img, d in zip(chunk, found.dense.cpu(), strict=True):  # d: (h, w, D)
             grid = d @ q  # (h, w) cosine similarities
-            heat = to_pixels(grid, patch, stride, size, img.size[1], img.size[0])
+            heat = to_pixels(grid, found.patch, found.stride, size, img.size[1], img.size[0])
             y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
             out.append(Location(heat, (int(x), int(y)), boxes_from_heatmap(heat, threshold), grid.numpy()))
     return out

@@ -20,6 +20,7 @@ from bindkit.apps.boxes import Box
 from bindkit.apps.detect import Detector, box_iou
 from bindkit.apps.detect_train import DetectorTrainConfig, train_detector
 from bindkit.apps.overlay import overlay
+from bindkit.dense import DenseOutput
 from bindkit.model import ImageBind
 from bindkit.worlds import DigitsWorld
 from bindkit.worlds.captions import WORDS
@@ -54,16 +55,16 @@ def top_box_accuracy(det: Detector, dense: torch.Tensor, scenes: Scenes, size: i
     return 100.0 * float(np.mean(hits))
 
 
-def run_detect(model: ImageBind, dense_fn: Any, test_dense: torch.Tensor, test_scenes: Scenes, size: int,
+def run_detect(model: ImageBind, dense_fn: Any, test_out: DenseOutput, test_scenes: Scenes, size: int,
                bank: dict[str, tuple[torch.Tensor, np.ndarray]], world_seed: int, s: DetectSettings, run: Path,
                ) -> dict[str, Any]:  # fmt: skip
     """Train the detector on train scenes with text rows; top-box accuracy with text, audio and IMU rows."""
     train = sample_scenes(DigitsWorld(seed=world_seed), "train", s.n_train_scenes, seed=world_seed)
-    dense = dense_fn(train)
+    dense, test_dense = dense_fn(train).dense, test_out.dense
     labels = [torch.from_numpy(d) for d in train.digits]
     cfg = DetectorTrainConfig(steps=s.steps, class_names=tuple(WORDS))
     det, _ = train_detector(model, dense, model_boxes(train, size), labels, bank["text"][0], run / "apps" / "detector",
-                            cfg)  # fmt: skip
+                            cfg, geometry=(test_out.patch, test_out.stride))  # fmt: skip
     rows: dict[str, torch.Tensor] = {"text": bank["text"][0]}
     rows |= {m: one_per_class(*bank[m]) for m in ("audio", "imu") if m in bank}
     acc = {m: top_box_accuracy(det.with_classes(r), test_dense, test_scenes, size) for m, r in rows.items()}

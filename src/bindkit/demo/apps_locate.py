@@ -22,7 +22,7 @@ from PIL import Image
 from bindkit.apps.boxes import Box
 from bindkit.apps.locate import to_pixels
 from bindkit.apps.overlay import overlay
-from bindkit.dense import METHODS, dense_embeddings
+from bindkit.dense import METHODS, DenseOutput, dense_embeddings
 from bindkit.model import ImageBind
 from bindkit.worlds import DigitsWorld
 from bindkit.worlds.captions import WORDS
@@ -75,11 +75,12 @@ def pick_queries(bank: tuple[torch.Tensor, np.ndarray], scenes: Scenes) -> list[
     return out
 
 
-def pointing(dense: torch.Tensor, queries: list[torch.Tensor], scenes: Scenes, patch: int, stride: int,
-             size: int) -> tuple[float, list[list[tuple[int, int]]]]:  # fmt: skip
+def pointing(out: DenseOutput, queries: list[torch.Tensor], scenes: Scenes, size: int,
+             ) -> tuple[float, list[list[tuple[int, int]]]]:  # fmt: skip
     """Share of (scene, digit) pairs whose heatmap peak lies in that digit's box, and every peak (x, y)."""
     hits, peaks = [], []
-    for d, q, boxes in zip(dense, queries, scenes.boxes, strict=True):
+    patch, stride = out.patch, out.stride
+    for d, q, boxes in zip(out.dense, queries, scenes.boxes, strict=True):
         grids = torch.einsum("hwd,kd->khw", d, q)  # (k, h, w)
         row = []
         for g, (x0, y0, x1, y1) in zip(grids, boxes, strict=True):
@@ -99,32 +100,35 @@ def run_locate(model: ImageBind, test: Split, world_seed: int, s: LocateSettings
     scenes = sample_scenes(DigitsWorld(seed=world_seed), "test", s.n_scenes, seed=s.seed, counts=s.counts)
     enc = model.encoder("vision")
     size = GRID * enc.cfg.input_shape[-1]
-    patch, stride = enc.cfg.kernel[1], enc.cfg.stride[1]
     bank = query_bank(model, test)
     queries = {m: pick_queries(bank[m], scenes) for m in QUERY_MODALITIES if m in bank}
     x = scene_inputs(model, scenes)
     dense = {m: _dense(enc, x, m) for m in METHODS}
-    methods = {m: pointing(dense[m], queries["text"], scenes, patch, stride, size)[0] for m in METHODS}
+    methods = {m: pointing(dense[m], queries["text"], scenes, size)[0] for m in METHODS}
+    best = max(methods, key=lambda m: methods[m])  # the method is chosen by this measurement (text queries)
     acc, peaks = {}, {}
     for m, q in queries.items():
-        acc[m], peaks[m] = pointing(dense["value"], q, scenes, patch, stride, size)
-    path = plot_grid(dense["value"], queries, peaks, scenes, patch, stride, size, run / "plots" / "applications_locate.png")
-    out = {"pointing": acc, "methods_text": methods, "chance": 100.0 * scenes.digit_area_share(),
+        acc[m], peaks[m] = pointing(dense[best], q, scenes, size)
+    path = plot_grid(dense[best], queries, peaks, scenes, size, run / "plots" / "applications_locate.png")
+    out = {"pointing": acc, "method": best, "methods_text": methods, "chance": 100.0 * scenes.digit_area_share(),
+           "random_digit": 100.0 * float(np.mean([1 / len(d) for d in scenes.digits])),
            "n_scenes": len(scenes), "counts": list(s.counts), "canvas_px": scenes.canvas, "model_px": size,
-           "grid": int(dense["value"].shape[1]), "figure": str(path.relative_to(run))}  # fmt: skip
+           "grid": int(dense[best].dense.shape[1]), "figure": str(path.relative_to(run))}  # fmt: skip
     if detect is not None:
-        fn = lambda sc: _dense(enc, scene_inputs(model, sc), "value")  # noqa: E731
-        out["detect"] = run_detect(model, fn, dense["value"], scenes, size, bank, world_seed, detect, run)
+        fn = lambda sc: _dense(enc, scene_inputs(model, sc), best)  # noqa: E731
+        out["detect"] = run_detect(model, fn, dense[best], scenes, size, bank, world_seed, detect, run)
     return out
 
 
 @torch.no_grad()
-def _dense(enc: Any, x: torch.Tensor, method: str, batch: int = 64) -> torch.Tensor:
-    return torch.cat([dense_embeddings(enc, x[i : i + batch], method).dense for i in range(0, len(x), batch)])
+def _dense(enc: Any, x: torch.Tensor, method: str, batch: int = 64) -> DenseOutput:
+    parts = [dense_embeddings(enc, x[i : i + batch], method) for i in range(0, len(x), batch)]
+    return DenseOutput(torch.cat([p.embedding for p in parts]), torch.cat([p.dense for p in parts]),
+                       parts[0].patch, parts[0].stride)  # fmt: skip
 
 
-def plot_grid(dense: torch.Tensor, queries: dict[str, list[torch.Tensor]], peaks: dict[str, list], scenes: Scenes,
-              patch: int, stride: int, size: int, path: Path, n: int = 6) -> Path:  # fmt: skip
+def plot_grid(out: DenseOutput, queries: dict[str, list[torch.Tensor]], peaks: dict[str, list], scenes: Scenes,
+              size: int, path: Path, n: int = 6) -> Path:  # fmt: skip
     """Rows: scenes; columns: the scene, then one overlay per query modality for its first digit (box + peak)."""
     tiles = []
     assert scenes.images is not None, "scenes rendered without images"
@@ -134,7 +138,7 @@ def plot_grid(dense: torch.Tensor, queries: dict[str, list[torch.Tensor]], peaks
         box = Box(int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3])), 1.0, (0, 0))
         row = [overlay(img, None, [box], [WORDS[int(scenes.digits[j][0])]], scale=2)]
         for m in queries:
-            heat = to_pixels(dense[j] @ queries[m][j][0], patch, stride, size, scenes.canvas, scenes.canvas)
+            heat = to_pixels(out.dense[j] @ queries[m][j][0], out.patch, out.stride, size, scenes.canvas, scenes.canvas)
             row.append(overlay(img, heat, [box], [m], peak=peaks[m][j][0], scale=2))
         tiles.append(np.concatenate([np.asarray(t) for t in row], 1))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +155,9 @@ def locate_md(r: dict[str, Any]) -> list[str]:
         "patches): the share of (scene, query) pairs whose heatmap peak falls inside the queried digit's box.", "",
         "| query | pointing % |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in p.items()],
         f"| chance (digit's share of the canvas) | {r['chance']:.1f} |", "",
-        "Dense method (text queries): " + ", ".join(f"{k} {v:.1f}%" for k, v in m.items()) + ".", "",
+        f"Picking one of a scene's digits at random: {r['random_digit']:.1f}%.", "",
+        f"Dense method, chosen by text-query pointing (`bindkit.dense`): **{r['method']}**; all of them: "
+        + ", ".join(f"{k} {v:.1f}%" for k, v in m.items()) + ".", "",
         f"![locate]({r['figure']})", "",
     ]  # fmt: skip
 
