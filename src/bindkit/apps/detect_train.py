@@ -42,6 +42,7 @@ class DetectorTrainConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     class_names: tuple[str, ...] = field(default_factory=tuple)
+    method: str = "value"  # the `bindkit.dense` method that made the maps (inference must use the same)
 
 
 def vision_fingerprint(model: Any) -> str:
@@ -149,6 +150,7 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
 
     plot_metrics(run / "metrics.jsonl", run / "plots")
     meta = {"vision_fingerprint": vision_fingerprint(model), "class_names": list(cfg.class_names), "steps": step,
+            "method": cfg.method,
             "grid": int(dense.shape[1])}  # the dense map's side: images are resized to (grid-1)*stride+patch px
     return det.eval(), save_detector(det, run / "detector", meta)
 

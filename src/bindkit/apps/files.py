@@ -80,7 +80,7 @@ def run_detect(model: str | Path | Any, detector: str | Path, image: str | Path,
         det = det.with_classes(rows)
     pic = open_rgb([Path(image)], det.patch)[0]
     size = (meta["grid"] - 1) * det.stride + det.patch
-    dense = dense_embeddings(m.encoder("vision"), to_tensor([pic], size)).dense
+    dense = dense_embeddings(m.encoder("vision"), to_tensor([pic], size), meta.get("method", "value")).dense
     found = det.detect(dense, threshold)[0]
     sx, sy = pic.size[0] / size, pic.size[1] / size
     boxes = [Box(int(b[0] * sx), int(b[1] * sy), int(np.ceil(b[2] * sx)), int(np.ceil(b[3] * sy)), float(s), (0, 0))

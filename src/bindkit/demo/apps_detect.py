@@ -57,12 +57,12 @@ def top_box_accuracy(det: Detector, dense: torch.Tensor, scenes: Scenes, size: i
 
 def run_detect(model: ImageBind, dense_fn: Any, test_out: DenseOutput, test_scenes: Scenes, size: int,
                bank: dict[str, tuple[torch.Tensor, np.ndarray]], world_seed: int, s: DetectSettings, run: Path,
-               ) -> dict[str, Any]:  # fmt: skip
+               method: str = "value") -> dict[str, Any]:  # fmt: skip
     """Train the detector on train scenes with text rows; top-box accuracy with text, audio and IMU rows."""
     train = sample_scenes(DigitsWorld(seed=world_seed), "train", s.n_train_scenes, seed=world_seed)
     dense, test_dense = dense_fn(train).dense, test_out.dense
     labels = [torch.from_numpy(d) for d in train.digits]
-    cfg = DetectorTrainConfig(steps=s.steps, class_names=tuple(WORDS))
+    cfg = DetectorTrainConfig(steps=s.steps, class_names=tuple(WORDS), method=method)
     det, _ = train_detector(model, dense, model_boxes(train, size), labels, bank["text"][0], run / "apps" / "detector",
                             cfg, geometry=(test_out.patch, test_out.stride))  # fmt: skip
     rows: dict[str, torch.Tensor] = {"text": bank["text"][0]}
@@ -70,7 +70,7 @@ def run_detect(model: ImageBind, dense_fn: Any, test_out: DenseOutput, test_scen
     acc = {m: top_box_accuracy(det.with_classes(r), test_dense, test_scenes, size) for m, r in rows.items()}
     path = plot_detections(det.with_classes(rows.get("audio", rows["text"])), test_dense, test_scenes, size,
                            run / "plots" / "applications_detect.png")  # fmt: skip
-    return {"top_box_iou50": acc, "n_train_scenes": len(train), "steps": s.steps,
+    return {"top_box_iou50": acc, "n_train_scenes": len(train), "steps": s.steps, "method": method,
             "figure": str(path.relative_to(run))}  # fmt: skip
 
 

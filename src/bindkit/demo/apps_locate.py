@@ -116,7 +116,7 @@ def run_locate(model: ImageBind, test: Split, world_seed: int, s: LocateSettings
            "grid": int(dense[best].dense.shape[1]), "figure": str(path.relative_to(run))}  # fmt: skip
     if detect is not None:
         fn = lambda sc: _dense(enc, scene_inputs(model, sc), best)  # noqa: E731
-        out["detect"] = run_detect(model, fn, dense[best], scenes, size, bank, world_seed, detect, run)
+        out["detect"] = run_detect(model, fn, dense[best], scenes, size, bank, world_seed, detect, run, best)
     return out
 
 
