@@ -7,7 +7,7 @@ from headers before decoding: image and video-frame pixels (and the size of the 
 object arrays), audio duration, sample count and sample rate, and IMU rows.
 
 The caps live in one frozen `Limits`. `get_limits()` gives those in force; `set_limits(Limits(...))` or
-`set_limits(max_pixels=...)` replaces them for the whole process (a service sets its own at start-up), and
+`set_limits(max_pixels=...)` replaces them for the whole process (an entry point's choice), and
 `limits_scope(...)` does so for a `with` block. Every `check_*` function also takes an explicit `limits=` (default:
 those in force), so a caller with stricter caps of its own, such as the service, uses the same checks without
 touching process-wide state. A refusal over a cap is a `LimitError` (too large); one that makes no sense (a pickle,
