@@ -147,3 +147,24 @@ def test_eval_cli_refuses_depth_pictures_without_modality(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 1 and len(err.splitlines()) == 1 and "ambiguous" in err and "d0.png" in err, err
     assert "--modality depth or thermal" in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["embed", "{tmp}/none", "--store", "{tmp}/db", "--model", "{tmp}/m"],
+        ["example", "--config", "no_such_config"],
+        ["train", "--config", "{tmp}/none.json"],
+        ["convert", "{tmp}/a.pth", "{tmp}/b"],
+        ["search", "--store", "{tmp}/db", "--model", "{tmp}/m", "--text", "x"],
+        ["serve", "--model", "{tmp}/m", "--store", "{tmp}/db", "--port", "0"],
+        ["eval", "--task", "folder", "--root", "{tmp}", "--model", "{tmp}/m"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_each_subcommand_reports_an_expected_error_in_one_line(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.startswith("bindkit: error: ") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "db").exists() and not (tmp_path / "b").exists()  # a refusal creates nothing
