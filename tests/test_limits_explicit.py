@@ -158,7 +158,8 @@ def test_eval_cli_refuses_depth_pictures_without_modality(tmp_path, capsys):
         ["convert", "{tmp}/a.pth", "{tmp}/b"],
         ["search", "--store", "{tmp}/db", "--model", "{tmp}/m", "--text", "x"],
         ["serve", "--model", "{tmp}/m", "--store", "{tmp}/db", "--port", "0"],
-        ["serve", "--demo-run", "{tmp}/no_demo_yet", "--port", "0"],  # the README's `bindkit serve` before a demo
+        # the README's `bindkit serve` before any demo run
+        ["serve", "--demo-run", "{tmp}/no_demo_yet", "--port", "0"],
         ["eval", "--task", "folder", "--root", "{tmp}", "--model", "{tmp}/m"],
     ],
     ids=lambda a: a[0],
