@@ -336,5 +336,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.debug:
             raise
         reason = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"bindkit: error: {reason}", file=sys.stderr)
+        print(f"bindkit: error: {_one_line(str(reason))}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _one_line(text: str) -> str:
+    """A message of several lines (a LoadError lists one bad item per line) as one line, items joined by '; '."""
+    head, *items = text.splitlines() or [""]
+    return " ".join([head, "; ".join(line.strip() for line in items if line.strip())]).strip()
