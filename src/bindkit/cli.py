@@ -121,7 +121,14 @@ def _generate(a: argparse.Namespace) -> None:
 def _demo(a: argparse.Namespace) -> None:
     from bindkit.demo.run import run_demo
 
-    result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress)
+    if a.on_run is not None:
+        from bindkit.demo.apps_generate import update_run
+
+        update_run(a.on_run, progress=not a.no_progress)
+        print((a.on_run / "report.md").read_text())
+        return
+    result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
+                      apps=True if a.apps else None)  # fmt: skip
     print(result.report_md.read_text())
     print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
 
@@ -129,6 +136,8 @@ def _demo(a: argparse.Namespace) -> None:
 def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a smaller world and shorter training (about 2 minutes)")
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
+    p.add_argument("--apps", action="store_true", help="add the applications stage (on by default in the full run)")
+    p.add_argument("--on-run", type=Path, help="run only the applications stage on this existing run directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
 

@@ -63,7 +63,7 @@ class Decoder(nn.Module):
 
         self.cfg = cfg
         n, c = len(cfg.channels), 3 * cfg.patch**2
-        self.unet = UNet2DConditionModel(
+        self.unet: Any = UNet2DConditionModel(
             sample_size=cfg.image_size // cfg.patch, in_channels=c, out_channels=c,
             down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n, mid_block_type=None,
             block_out_channels=cfg.channels, layers_per_block=cfg.layers_per_block, norm_num_groups=8,

@@ -7,9 +7,10 @@ Run directory (default `<cache>/runs/demo/<YYYYmmdd-HHMMSS>`, cache = `$XDG_CACH
     model/                 bindkit.save_model: the six encoders (anchor image + text, bound audio/depth/thermal/imu)
     text_paired/model/     the comparison encoders (audio/depth/thermal/imu trained with text pairs)
     test/                  the test split as files (bindkit.worlds.to_files) + manifest.jsonl, for `bindkit serve`
+    model/decoder/         the applications stage's unCLIP decoder (`bindkit generate --pipeline`)
     report.md, report.json the tables and every figure
-    plots/                 training.png, zero_shot.png, retrieval.png
-    train/{anchor,bind,text_paired}/   the training runs (config, metrics.jsonl, plots, final model)
+    plots/                 training.png, zero_shot.png, retrieval.png (and generate.png with the applications stage)
+    train/{anchor,bind,text_paired,decoder}/   the training runs (config, metrics.jsonl, plots, final model)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .files import SCORED, Split, read_split, write_splits
 from .settings import BOUND, PRESETS, DemoSettings, demo_config
 from .training import train_anchor, train_bound
 
-STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "report")
+STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "applications", "report")
 
 
 @dataclass
@@ -95,15 +96,17 @@ def latest_run(root: Path | None = None) -> Path:
 
 
 def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, progress: bool = True,
-             settings: DemoSettings | None = None) -> DemoResult:  # fmt: skip
-    """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset."""
+             settings: DemoSettings | None = None, apps: bool | None = None) -> DemoResult:  # fmt: skip
+    """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset; the
+    applications stage runs when `apps` is true (default: with the full preset only)."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     s = settings or PRESETS["quick" if quick else "full"]
     root = Path(run_root).expanduser() if run_root is not None else default_run_root()
     run = new_run_dir(root)
     clock, load0, t0 = Clock(), _load(), time.perf_counter()
-    bar = tqdm(total=len(STAGES), desc="bindkit demo", unit="stage", disable=not progress, position=0)
+    apps = s.name == "full" if apps is None else apps
+    bar = tqdm(total=len(STAGES) - (not apps), desc="bindkit demo", unit="stage", disable=not progress, position=0)
     with clock.stage("world", bar):
         data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
@@ -123,6 +126,9 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("evaluate", bar):
         test, probe = (read_split(paths[k], bound.model.config) for k in ("test", "probe"))
         result = evaluate(bound.model, paired.model, test, probe, s)
+    if apps:
+        with clock.stage("applications", bar):
+            result["applications"] = applications(run, bound.model, s, seed, progress)
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip
@@ -170,6 +176,13 @@ def evaluate(model: ImageBind, paired: ImageBind, test: Split, probe: Split, s: 
     few = scores.few_shot_table(pool, probe.digits, {m: emb[m] for m in pool}, y, s.shots, s.probe_seeds)
     arith = scores.arithmetic_query(emb["image"], emb["audio"], test.surfaces, y, s.arithmetic_queries)
     return {"zero_shot": zs, "retrieval": scores.retrieval_matrix(emb, y), "few_shot": few, "arithmetic": arith}
+
+
+def applications(run: Path, model: ImageBind, s: DemoSettings, seed: int, progress: bool) -> dict[str, Any]:
+    """The applications stage: images drawn from every modality by an unCLIP decoder (`apps_generate`)."""
+    from . import apps_generate
+
+    return {"generate": apps_generate.run_stage(run, model, s.name, seed, progress)}
 
 
 def targets(result: dict[str, Any]) -> dict[str, dict]:
