@@ -3,6 +3,7 @@ decoder drawing digits from held-out audio that the anchor recognises (on the qu
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -74,3 +75,25 @@ def test_generate_dispatches_to_a_decoder_folder(tmp_path, one_torch_thread):
     with pytest.raises(ValueError, match="steps must be a positive int"):
         generate(model, "a dog", folder, steps=-1, out=tmp_path / "o2")
     assert not (tmp_path / "o2").exists()
+
+
+def test_quick_decoder_draws_the_spoken_digit_above_chance(quick_demo, tmp_path, one_torch_thread):
+    """The demo stage on a copy of the quick run: a decoder trained on world images and their anchor embeddings
+    only, given embeddings of held-out speech, draws images the frozen anchor reads as the spoken digit."""
+    from bindkit.demo import apps_generate
+
+    run = tmp_path / "run"
+    for name in ("model", "test", "report.json", "report.md"):
+        src = quick_demo.run_dir / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
+    g = apps_generate.update_run(run, preset="tiny", progress=False)
+    n = g["n_per_source"]
+    # chance is 10%; with n draws, 10% + 3 binomial standard deviations
+    assert g["audio"] > 10 + 300 * (0.09 / n) ** 0.5, g
+    assert g["chance"] == 10.0 and 0 <= g["real_images"] <= 100
+    assert (run / g["grid"]).is_file()
+    assert "images from any modality" in (run / "report.md").read_text()
+    assert json.loads((run / "report.json").read_text())["applications"]["generate"]["audio"] == g["audio"]
+    row = json.loads((run / "test" / "manifest.jsonl").read_text().splitlines()[0])
+    imgs = generate(run / "model", run / "test" / row["files"]["audio"], run / "model" / "decoder", steps=4)
+    assert imgs[0].size == (32, 32)

@@ -130,7 +130,7 @@ class DecoderRun:
         torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), 1.0)
         self.opt.step()
         self.step += 1
-        return float(loss)
+        return loss.item()
 
     def run(self, progress: bool = True, stop_after: int | None = None) -> Decoder:
         """Train to `steps` (or `stop_after` more steps, then checkpoint and return), logging and plotting; returns
