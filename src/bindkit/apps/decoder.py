@@ -39,7 +39,7 @@ class DecoderConfig:
     layers_per_block: int = 1
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
-    prediction_type: str = "epsilon"
+    prediction_type: str = "sample"  # the clean image: usable samples after few training steps (see docs)
     steps: int = 20  # default sampling steps
     guidance: float = 3.0  # default classifier-free guidance scale
     sampler: str = "ddim"
@@ -76,7 +76,8 @@ class Decoder(nn.Module):
         p = self.cfg.patch
         z = F.pixel_unshuffle(x, p)  # (B, 3p^2, S/p, S/p)
         ctx = z.new_zeros(len(z), 1, self.unet.config.cross_attention_dim)  # no cross-attention block reads it
-        out = self.unet(z, t, encoder_hidden_states=ctx, class_labels=emb.to(z.dtype)).sample
+        cond = emb * self.cfg.embed_dim**0.5  # unit embeddings have entries ~ 1/sqrt(D): give the MLP unit-scale input
+        out = self.unet(z, t, encoder_hidden_states=ctx, class_labels=cond.to(z.dtype)).sample
         return F.pixel_shuffle(out, p)
 
     def noise_scheduler(self) -> Any:

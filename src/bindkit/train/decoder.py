@@ -124,13 +124,22 @@ class DecoderRun:
             group["lr"] = self.cfg.lr * lr_factor(self.step, self.cfg.steps, self.cfg.warmup_steps)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             pred = self.decoder(xt, t, c)
-        loss = F.mse_loss(pred.float(), noise)
+        loss = F.mse_loss(pred.float(), self._target(x0, noise, t))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), 1.0)
         self.opt.step()
         self.step += 1
         return loss.item()
+
+    def _target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the UNet predicts: the noise (epsilon), the clean image (sample) or the velocity (v_prediction)."""
+        kind = self.dcfg.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "sample":
+            return x0
+        return self.sched.get_velocity(x0, noise, t)
 
     def run(self, progress: bool = True, stop_after: int | None = None) -> Decoder:
         """Train to `steps` (or `stop_after` more steps, then checkpoint and return), logging and plotting; returns
