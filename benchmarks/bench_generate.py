@@ -43,7 +43,7 @@ def run_case(name: str, batch: int, folder: str | None, reps: int) -> dict:
     steps = steps or dec.cfg.steps
     if sampler == "ddpm":  # the decoder's own `sampler` offers ddim/dpm; the baseline swaps in DDPM
         dec.sampler = lambda _=None: DDPMScheduler.from_config(dec.noise_scheduler().config)  # type: ignore[method-assign]
-        reps, batch = 1, min(batch, 8)
+        reps, batch = 1, min(batch, 2)
     emb = torch.nn.functional.normalize(torch.randn(batch, dec.cfg.embed_dim), dim=-1)
     dec.sample(emb[:2], steps=2, sampler=None if sampler == "ddpm" else sampler, dtype=dtype)  # warm-up
     times = []

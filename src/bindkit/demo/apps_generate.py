@@ -55,7 +55,7 @@ def _settings(steps: int, n_images: int, per_digit: int, sample_steps: int) -> G
 
 
 PRESETS = {
-    "full": _settings(steps=1200, n_images=12000, per_digit=5, sample_steps=20),
+    "full": _settings(steps=1000, n_images=6000, per_digit=5, sample_steps=20),
     "quick": _settings(steps=300, n_images=6000, per_digit=2, sample_steps=12),
     "tiny": _settings(steps=150, n_images=1000, per_digit=2, sample_steps=10),
 }
