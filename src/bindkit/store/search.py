@@ -82,6 +82,10 @@ def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, floa
            modalities: list[str] | None = None, k: int = 10, where: str | None = None, table: str | None = None,
            nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR) -> list[Hit]:  # fmt: skip
     """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default)."""
+    if k < 1:
+        raise QueryError(f"k must be at least 1, got {k}")
+    if "://" not in str(store_dir) and not Path(store_dir).is_dir():  # a local store: never create it by reading
+        raise FileNotFoundError(f"{store_dir}: no store there (make one with `bindkit embed`)")
     model = as_model(model)
     store = Store.for_model(store_dir, model, table, create=False)
     vec = query_vector(model, store, queries)
