@@ -84,13 +84,24 @@ def write_markdown(result: dict[str, Any], path: Path) -> Path:
 
 
 def applications_md(result: dict[str, Any]) -> list[str]:
-    """The applications stage's sections, when it ran."""
-    apps = result.get("applications", {})
-    if "generate" not in apps:
+    """The applications section (present when the stage ran)."""
+    apps = result.get("applications")
+    if not apps:
         return []
-    from .apps_generate import markdown
+    from .apps_detect import detect_md
+    from .apps_locate import locate_md
 
-    return markdown(apps["generate"])
+    lines = ["## Applications", ""]
+    if "locate" in apps:
+        lines += ["### Locate: where in a scene a sound, a text or an IMU trace points", "", *locate_md(apps["locate"])]
+    if "detect" in apps:
+        lines += ["### Detect: a text-trained detector with its classes swapped for sounds and IMU traces", "",
+                  *detect_md(apps["detect"])]  # fmt: skip
+    if "generate" in apps:
+        from .apps_generate import markdown
+
+        lines += markdown(apps["generate"])
+    return lines
 
 
 def _figure(w: float, h: float):

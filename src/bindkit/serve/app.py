@@ -1,11 +1,12 @@
 """The HTTP service: `create_app(model_dir, store_dir)` -> a FastAPI app with `/embed`, `/search`, `/items/{id}`,
-`/health`, the OpenAPI schema (`/openapi.json`, `/docs`) and the search page at `/`.
+`/health`, `/kinds`, the OpenAPI schema (`/openapi.json`, `/docs`) and the search page at `/`.
 
 `guard.Guard` checks every request's headers first: the `Host` allow-list, same-origin browser POSTs, the bearer
-token (with a `token`, everything but `/health`, the page and its static files asks for `Authorization: Bearer
-<token>`; the page reads the token from its URL fragment: `http://host:port/#token=...`) and the body size. Uploads
-go through `uploads.py` (size, type, leading bytes) and `limits.py` (what the header says they decode to); any
-failure to read one is a 4xx naming the file as sent. Forward passes are shared by concurrent requests (`batch.py`).
+token (with a `token`, everything but `/health`, `/kinds`, the page and its static files asks for `Authorization:
+Bearer <token>`; the page reads the token from its URL fragment: `http://host:port/#token=...`) and the body size.
+Uploads go through `uploads.py` (size, type, leading bytes) and `limits.py` (what the header says they decode to);
+any failure to read one is a 4xx naming the file as sent. Forward passes are shared by concurrent requests
+(`batch.py`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from bindkit.modalities import spec as modality_spec
+from bindkit.modalities import specs as modality_specs
 from bindkit.serve.batch import Batcher, Busy
 from bindkit.serve.guard import Guard
+from bindkit.serve.heatmap import add_heatmap_route
 from bindkit.serve.limits import Limits, check_decoded
 from bindkit.serve.thumbs import thumbnail
 from bindkit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_limited, saved_upload
-from bindkit.store.detect import KINDS, DetectError, detect_modality, encoder_of, normalize_kind
+from bindkit.store.detect import DetectError, detect_modality, encoder_of, kinds, normalize_kind
 from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
 from bindkit.store.search import QueryError, embed_query
@@ -68,8 +72,19 @@ def _kinds(modalities: str | None) -> list[str] | None:
         raise HTTPException(400, str(e)) from e
 
 
+def _has_thumb(kind: str) -> bool:
+    """Whether items of a kind have a preview (False for kinds no longer registered)."""
+    return kind in kinds() and modality_spec(kind).thumbnail is not None
+
+
+def kind_table(model: Any) -> list[dict[str, Any]]:
+    """The kinds the page offers: name, encoder, file extensions, preview or not, and whether this model embeds it."""
+    return [dict(name=s.name, encoder=s.encoder, extensions=list(s.detect_extensions), thumbnail=s.thumbnail is not None,
+                 text=s.text_items, embeds=s.encoder in model.config.encoders) for s in modality_specs()]  # fmt: skip
+
+
 def _hit_json(h: Hit) -> dict[str, Any]:
-    has_thumb = h.modality != "text"
+    has_thumb = _has_thumb(h.modality)
     return dict(id=h.id, name=Path(h.path.split("#")[0]).name, modality=h.modality, score=round(h.score, 5),
                 label=h.label, meta=h.meta, text=h.text[:300], url=f"/items/{h.id}",
                 thumb=f"/items/{h.id}?thumb=true" if has_thumb else None)  # fmt: skip
@@ -210,10 +225,14 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
 
     @app.get("/health", summary="Service status and what the store holds")
     def health() -> dict[str, Any]:
-        counts = {k: svc.store.count(f"modality = {quote(k)}") for k in KINDS}
+        counts = {k: svc.store.count(f"modality = {quote(k)}") for k in kinds()}
         return dict(status="ok", model=svc.model.config.name, table=svc.store.name, items=sum(counts.values()),
                     kinds={k: n for k, n in counts.items() if n}, indexed=svc.store.has_index(),
                     modalities=list(svc.model.config.encoders))  # fmt: skip
+
+    @app.get("/kinds", summary="The kinds of item the service knows (the page builds its menus from these)")
+    def kind_list() -> list[dict[str, Any]]:
+        return kind_table(svc.model)
 
     @app.post("/embed", dependencies=auth, summary="Embed a text or an uploaded file")
     def embed(text: str | None = Form(None), file: UploadFile | None = File(None),
@@ -243,13 +262,13 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         norm = float(np.linalg.norm(total))
         if not norm > 1e-6:
             raise HTTPException(400, "the weighted queries cancel out")
-        vec, kinds = total / norm, _kinds(modalities)
+        vec, wanted = total / norm, _kinds(modalities)
         where = f"label = {quote(label)}" if label else None
         if group:
-            groups = kinds or [k for k in KINDS if svc.store.count(f"modality = {quote(k)}")]
+            groups = wanted or [k for k in kinds() if svc.store.count(f"modality = {quote(k)}")]
             hits = [h for g in groups for h in svc.store.search(vec, k, [g], where)]
         else:
-            hits = svc.store.search(vec, k, kinds, where)
+            hits = svc.store.search(vec, k, wanted, where)
         query = [{"kind": kind, "weight": w} for kind, _, w in terms]
         return {
             "query": query,
@@ -258,6 +277,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         }
 
     _item_route(app, svc, auth)
+    add_heatmap_route(app, svc, auth, _terms, _finite, checked_file)
 
 
 @lru_cache(maxsize=4096)
@@ -298,7 +318,8 @@ def _item_route(app: FastAPI, svc: Service, auth: list) -> None:
         row = svc.store.get(id)
         if row is None:
             raise HTTPException(404, f"no item {id!r}")
-        if row["modality"] == "text" and (thumb or "#" in row["path"]):
+        text_item = row["modality"] in kinds() and modality_spec(row["modality"]).text_items
+        if text_item and (thumb or "#" in row["path"]):
             return PlainTextResponse(row["text"])
         path = checked_file(row)
         if not thumb:

@@ -26,6 +26,7 @@ Send = Callable[[Message], Awaitable[None]]
 OPEN = (
     "/",
     "/health",
+    "/kinds",
     "/favicon.ico",
 )  # and everything under /static/: the page must load before it has a token
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

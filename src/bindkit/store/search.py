@@ -14,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from bindkit.store.detect import KINDS, detect_modality, encoder_of, normalize_kind
+from bindkit.store.detect import detect_modality, encoder_of, kinds, normalize_kind
 from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
 from bindkit.store.store import NPROBES, REFINE_FACTOR, Hit, Store
 
-QUERY_KINDS = ("text", "file", "id", "vector", "vision", *KINDS)
+
+def query_kinds() -> tuple[str, ...]:
+    """Kinds of query term: text, file, id, vector, or a modality name (`vision` means image)."""
+    return ("text", "file", "id", "vector", "vision", *kinds())
 
 
 class QueryError(ValueError):
@@ -41,8 +44,8 @@ def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
 
 def embed_query(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
     """The embedding of one query term (see the module docstring for the kinds)."""
-    if kind not in QUERY_KINDS:
-        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(QUERY_KINDS)}")
+    if kind not in query_kinds():
+        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(query_kinds())}")
     if kind == "vector":
         return np.asarray(value, dtype=np.float32)
     if kind == "id":
