@@ -292,10 +292,15 @@ def _args_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.3, help="minimum score (objectness x class probability)")
 
 
+def _query(kind: str) -> Callable[[str], tuple[str, str, float]]:
+    """An argparse `type` turning a flag's value into a (kind, value, weight 1) query."""
+    return lambda v: (kind, v, 1.0)
+
+
 def _args_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a bindkit model folder (e.g. imagebind_huge converted, a demo run's model/)")
     for kind in ("text", "file", "image", "audio", "depth", "thermal", "imu", "video"):
-        p.add_argument(f"--{kind}", dest="queries", action="append", type=lambda v, k=kind: (k, v, 1.0),
+        p.add_argument(f"--{kind}", dest="queries", action="append", type=_query(kind),
                        help=f"a {kind} query" if kind != "file" else "a file of any modality (detected)")  # fmt: skip
     p.add_argument("--weight", type=float, action="append", default=[],
                    help="one weight per query, in command-line order (embedding arithmetic)")  # fmt: skip
