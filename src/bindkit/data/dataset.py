@@ -35,7 +35,7 @@ EXTENSIONS = {
 
 def get_loader(modality: str) -> Callable[..., Any]:
     """The batch loader of a modality name (`image`/`vision`, `video`, `text`, `audio`, `depth`, `thermal`, `imu`)."""
-    from bindkit import data
+    import bindkit.data as data
 
     loaders = {"image": data.load_images, "vision": data.load_images, "video": data.load_videos,
                "text": data.tokenize, "audio": data.load_audio, "depth": data.load_depth,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
 from bindkit.train.build import set_encoder_config
+from bindkit.train.engine import RunResult
 
 from . import report, scores
 from .data import DemoData, build_data
@@ -94,9 +96,16 @@ def latest_run(root: Path | None = None) -> Path:
     raise FileNotFoundError(f"no demo run under {link.parent}: run `bindkit demo` first")
 
 
+class DemoStopped(RuntimeError):
+    """A training stage was stopped (its `stop` event was set) before it finished; it left a checkpoint."""
+
+
 def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, progress: bool = True,
-             settings: DemoSettings | None = None) -> DemoResult:  # fmt: skip
-    """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset."""
+             settings: DemoSettings | None = None, stop: threading.Event | None = None) -> DemoResult:  # fmt: skip
+    """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset.
+
+    Setting `stop` (e.g. from `bindkit.process.stop_on(SIGTERM)`) ends the current training stage at a checkpoint
+    and raises `DemoStopped` naming the stage; later stages never start."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     s = settings or PRESETS["quick" if quick else "full"]
@@ -107,14 +116,14 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("world", bar):
         data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
-        anchor = train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed, progress)
+        anchor = _finished("anchor", train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed,
+                                                  progress, stop))  # fmt: skip
     with clock.stage("bind", bar):
-        bound = train_bound(
-            data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind", seed, progress
-        )
+        bound = _finished("bind", train_bound(data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind",
+                                              seed, progress, stop=stop))  # fmt: skip
     with clock.stage("text-paired", bar):
-        paired = train_bound(data.train_inputs, anchor.model_dir, s.text_paired, run / "train" / "text_paired", seed,
-                             progress, via="text")  # fmt: skip
+        paired = _finished("text-paired", train_bound(data.train_inputs, anchor.model_dir, s.text_paired,
+                                                      run / "train" / "text_paired", seed, progress, "text", stop))  # fmt: skip
     with clock.stage("files", bar):
         model_dir = save_demo_model(bound.model, data, run / "model")
         save_demo_model(paired.model, data, run / "text_paired" / "model")
@@ -135,6 +144,14 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     return DemoResult(
         run, model_dir, out["md"], out["json"], paths["test"], result, result["timings_s"]["total"]
     )
+
+
+def _finished(stage: str, result: RunResult) -> RunResult:
+    """The stage's result when it ran to the end; `DemoStopped` naming the stage and its checkpoint otherwise."""
+    if result.stopped or result.model_dir is None:
+        raise DemoStopped(f"stopped during stage {stage!r} at step {result.step}/{result.total_steps}; its "
+                          f"checkpoint is {result.checkpoint}; later stages did not run ({result.run_dir.parent})")
+    return result
 
 
 class Clock:
@@ -230,4 +247,4 @@ def _load() -> list[float] | None:
         return None
 
 
-__all__ = ["DemoResult", "default_run_root", "latest_run", "point_latest", "run_demo"]
+__all__ = ["DemoResult", "DemoStopped", "default_run_root", "latest_run", "point_latest", "run_demo"]

@@ -1,4 +1,4 @@
-"""The HTTP service: `create_app(model_dir, store_dir)` -> a FastAPI app with `/embed`, `/search`, `/items/{id}`,
+"""The HTTP service: `create_app(model, store_dir)` -> a FastAPI app with `/embed`, `/search`, `/items/{id}`,
 `/health`, the OpenAPI schema (`/openapi.json`, `/docs`) and the search page at `/`.
 
 With a `token`, every endpoint but `/health`, the page and its static files asks for `Authorization: Bearer
@@ -22,10 +22,11 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from bindkit.model import ImageBind
+from bindkit.resolve import load
 from bindkit.serve.thumbs import thumbnail
 from bindkit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_limited, saved_upload
 from bindkit.store.detect import KINDS, DetectError, detect_modality, normalize_kind
-from bindkit.store.embed import as_model
 from bindkit.store.search import QueryError, embed_item, embed_query
 from bindkit.store.store import Hit, Store, quote
 
@@ -66,8 +67,8 @@ def _hit_json(h: Hit) -> dict[str, Any]:
 class Service:
     """The loaded model and store, with a lock so that one request at a time runs the model."""
 
-    def __init__(self, model: Any, store_dir: str | Path, table: str | None, max_upload: int):
-        self.model = as_model(model)
+    def __init__(self, model: ImageBind | str | Path, store_dir: str | Path, table: str | None, max_upload: int):
+        self.model = load(model)
         # refresh_s: rows written by a concurrent `bindkit embed` show up within seconds
         self.store = Store.for_model(store_dir, self.model, table, refresh_s=5.0)
         self.max_upload = max_upload
@@ -117,10 +118,10 @@ def _errors(fn: Any) -> Any:
         raise HTTPException(400, str(e)) from e
 
 
-def create_app(model_dir: Any, store_dir: str | Path, token: str | None = None, table: str | None = None,
+def create_app(model: ImageBind | str | Path, store_dir: str | Path, token: str | None = None, table: str | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:  # fmt: skip
     """The service for a model (a folder from `save_model`, or a loaded `ImageBind`) and a store folder or URI."""
-    svc = Service(model_dir, store_dir, table, max_upload_bytes)
+    svc = Service(model, store_dir, table, max_upload_bytes)
     app = FastAPI(
         title="bindkit", version="0.1.0", description="Search one embedding space across six modalities."
     )
