@@ -400,14 +400,14 @@ class Trainer:
                     self.state["position"] = pos + 1
                     last.setdefault(rec["pair"], []).append(rec)
                     self._log(rec, log, bar)
-                    stop = dist.any_rank(bool(stop and stop.is_set()) or self._session_done(), self.device)
+                    halt = dist.any_rank(bool(stop and stop.is_set()) or self._session_done(), self.device)
                     if (
-                        stop
+                        halt
                         or self.state["step"] == self.total
                         or self.state["step"] % self.cfg.checkpoint_every == 0
                     ):
-                        checkpoint = self._checkpoint(last=stop or self.state["step"] == self.total)
-                    if stop and self.state["step"] < self.total:
+                        checkpoint = self._checkpoint(last=halt or self.state["step"] == self.total)
+                    if halt and self.state["step"] < self.total:
                         stopped = True
                         break
         finally:
