@@ -116,22 +116,22 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("world", bar):
         data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
-        anchor = _finished("anchor", train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed,
-                                                  progress, stop))  # fmt: skip
+        anchor, _ = _finished("anchor", train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed,
+                                                     progress, stop))  # fmt: skip
     with clock.stage("bind", bar):
-        bound = _finished("bind", train_bound(data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind",
-                                              seed, progress, stop=stop))  # fmt: skip
+        _, bound = _finished("bind", train_bound(data.train_inputs, anchor, s.bind, run / "train" / "bind", seed,
+                                                 progress, stop=stop))  # fmt: skip
     with clock.stage("text-paired", bar):
-        paired = _finished("text-paired", train_bound(data.train_inputs, anchor.model_dir, s.text_paired,
-                                                      run / "train" / "text_paired", seed, progress, "text", stop))  # fmt: skip
+        _, paired = _finished("text-paired", train_bound(data.train_inputs, anchor, s.text_paired,
+                                                         run / "train" / "text_paired", seed, progress, "text", stop))  # fmt: skip
     with clock.stage("files", bar):
-        model_dir = save_demo_model(bound.model, data, run / "model")
-        save_demo_model(paired.model, data, run / "text_paired" / "model")
+        model_dir = save_demo_model(bound, data, run / "model")
+        save_demo_model(paired, data, run / "text_paired" / "model")
         paths = write_splits(data, run)
         _tidy(run)
     with clock.stage("evaluate", bar):
-        test, probe = (read_split(paths[k], bound.model.config) for k in ("test", "probe"))
-        result = evaluate(bound.model, paired.model, test, probe, s)
+        test, probe = (read_split(paths[k], bound.config) for k in ("test", "probe"))
+        result = evaluate(bound, paired, test, probe, s)
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip
@@ -146,12 +146,12 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     )
 
 
-def _finished(stage: str, result: RunResult) -> RunResult:
-    """The stage's result when it ran to the end; `DemoStopped` naming the stage and its checkpoint otherwise."""
-    if result.stopped or result.model_dir is None:
+def _finished(stage: str, result: RunResult) -> tuple[Path, ImageBind]:
+    """(saved model folder, trained model) of a stage that ran to the end; `DemoStopped` naming it otherwise."""
+    if result.stopped or result.model_dir is None or result.model is None:
         raise DemoStopped(f"stopped during stage {stage!r} at step {result.step}/{result.total_steps}; its "
                           f"checkpoint is {result.checkpoint}; later stages did not run ({result.run_dir.parent})")
-    return result
+    return result.model_dir, result.model
 
 
 class Clock:

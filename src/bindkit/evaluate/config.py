@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from bindkit.flags import opt
 
 if TYPE_CHECKING:
+    import torch
+
     from bindkit.model import ImageBind
 
 Roots = str | Path | Sequence[str | Path] | Mapping[str, Any]
@@ -36,7 +38,7 @@ class EvalConfig:
     cache_dir: Path | None = opt(None, help="embedding cache folder (default ~/.cache/bindkit/eval)")
     cache: bool = opt(True, help="do not read or write the embedding cache")
     device: str = opt("cpu", help="torch device")
-    dtype: str | None = opt(None, help="compute precision", choices=["fp32", "bf16"])
+    dtype: str | torch.dtype | None = opt(None, help="compute precision", choices=["fp32", "bf16"], type=str)
     batch_size: int = opt(32, help="items per forward pass")
     templates: str | Path | Sequence[str] | None = opt(
         None, help="a file of prompt templates with {} (default: the 80 CLIP templates)", type=str

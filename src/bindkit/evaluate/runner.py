@@ -83,7 +83,7 @@ def resolve_model(
     cfg: EvalConfig, modalities: list[str], hasher: EmbeddingCache
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(model, {"id", "label", "official"}) via `bindkit.load`; a config name means its official weights here."""
-    model, dtype = cfg.model, DTYPES.get(cfg.dtype, cfg.dtype) if isinstance(cfg.dtype, str) else cfg.dtype
+    model, dtype = cfg.model, compute_dtype(cfg.dtype)
     if isinstance(model, torch.nn.Module):
         mid = cfg.model_id or "module-" + state_dict_hash(model)[:24]
         net = load(model, device=cfg.device)
@@ -102,6 +102,15 @@ def resolve_model(
     net = load(ckpt, modalities, cfg.device, dtype, config=name)
     info = {"id": cfg.model_id or "pth-" + digest[:24], "label": f"{model} ({ckpt})", "official": digest == OFFICIAL_SHA256}
     return net, info
+
+
+def compute_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
+    """The torch dtype of `EvalConfig.dtype` ("fp32", "bf16", their long names, or a dtype); None keeps the model's."""
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r}: expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
 
 
 def _find_official() -> Path:
@@ -137,8 +146,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     net, info = resolve_model(cfg, sorted(needed), cache or EmbeddingCache())  # hashing needs only the memo
     if cfg.compare_paper is not None:
         info["official"] = cfg.compare_paper
-    dtype = DTYPES.get(cfg.dtype, cfg.dtype) if isinstance(cfg.dtype, str) else cfg.dtype
-    emb = Embedder(net, info["id"], cache, cfg.device, dtype, cfg.batch_size, cfg.on_error, cfg.progress)
+    emb = Embedder(net, info["id"], cache, cfg.device, compute_dtype(cfg.dtype), cfg.batch_size, cfg.on_error, cfg.progress)
     results = {s.name: _task_result(s, datasets[s.name], emb, tmpl, cfg, info["official"]) for s in specs}
     report = {
         "model": info, "created": datetime.datetime.now().isoformat(timespec="seconds"),
