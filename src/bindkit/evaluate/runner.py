@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -182,7 +183,7 @@ def _read_all(specs, roots, options, generic, limit) -> dict[str, list[EvalDatas
     out = {}
     for spec in specs:
         opts = dict(options.get(spec.name, {}))
-        if spec.reader.__name__ in ("read_folder", "read_labels_csv"):  # the generic readers take these
+        if "class_names" in inspect.signature(spec.reader).parameters:  # the generic readers take these
             opts = {**generic, **opts}
         dss = read_task(spec, roots[spec.name], opts)
         out[spec.name] = [d.subset(list(range(min(limit, len(d))))) if limit else d for d in dss]
