@@ -157,7 +157,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
 def _args_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="files, folders or manifests (.jsonl/.csv)")
     p.add_argument("--store", required=True)
-    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/) or an official .pth")
     p.add_argument("--modality", help="force the modality where a file is ambiguous (e.g. thermal)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device")

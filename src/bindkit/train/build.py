@@ -45,7 +45,7 @@ def build_model(cfg: TrainConfig) -> ImageBind:
     a trained anchor keeps its text encoder for zero-shot use."""
     mods = list(dict.fromkeys(used_modalities(cfg) + list(cfg.carry)))
     torch.manual_seed(cfg.seed)
-    if cfg.model in list_configs():
+    if cfg.model in list_configs():  # training from scratch: the official init, not bindkit.load's random weights
         arch = get_config(cfg.model)
         model = ImageBind(
             arch.select([m for m in arch.modalities if m in mods + folder_modalities(cfg.init)])
