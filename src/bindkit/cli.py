@@ -63,8 +63,8 @@ def _embed(a: argparse.Namespace) -> None:
 
     with distributed("gloo") as ranks:  # under torchrun: rank 0 plans, every rank embeds its share
         report = embed_paths(a.paths, a.store, a.model, modality=a.modality, batch_size=a.batch_size,
-                             device=a.device or ranks.device(), progress=not a.no_progress, rank=ranks.rank,
-                             world=ranks.world)  # fmt: skip
+                             device=a.device or ranks.device(), progress=not a.no_progress,
+                             follow_links=a.follow_links, rank=ranks.rank, world=ranks.world)  # fmt: skip
     if ranks.rank == 0:
         print(report.summary())
 
@@ -162,6 +162,8 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--follow-links", action="store_true",
+                   help="follow symbolic links that lead out of a given folder (default: list them as skipped)")  # fmt: skip
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:

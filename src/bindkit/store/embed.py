@@ -227,10 +227,12 @@ def _gather(items: list, world: int) -> list:
 def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind | str | Path,
                 modality: str | None = None, batch_size: int = 32, table: str | None = None,
                 device: str | torch.device | None = None, index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
-                rank: int = 0, world: int = 1) -> EmbedReport:  # fmt: skip
+                follow_links: bool = False, rank: int = 0, world: int = 1) -> EmbedReport:  # fmt: skip
     """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring.
 
-    `rank`/`world` place this process in a process group its entry point opened (`bindkit.process.distributed`)."""
+    Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`. `rank`/`world`
+    place this process in a process group its entry point opened (`bindkit.process.distributed`).
+    """
     t0 = time.perf_counter()
     if world > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         raise RuntimeError(f"world={world} needs an open process group: see bindkit.process.distributed()")
@@ -239,13 +241,14 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None
     if rank == 0:
-        entries, report.skipped, roots = collect(list(paths), modality)
+        entries, report.skipped, roots, unreadable = collect(list(paths), modality, follow_links)
         work = plan(store, entries, roots)
         # ranks append concurrently, so the old rows of changed files go first (they are re-added below)
         store.delete(work["stale"] + (work["changed"] if world > 1 else []))
         _touch(store, work["touch"])
-        report.total, report.unchanged = len(entries), work["unchanged"]
-        report.updated, report.deleted, report.failed = len(work["touch"]), len(work["stale"]), work["failed"]
+        report.total, report.unchanged = len(entries) + len(unreadable), work["unchanged"]
+        report.updated, report.deleted = len(work["touch"]), len(work["stale"])
+        report.failed = unreadable + work["failed"]
     todo = _share(work["todo"] if work else None, rank, world)
     desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
     failed = embed_entries(
