@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
+from bindkit.config import canonical
 from bindkit.evaluate import protocols as P
 from bindkit.evaluate.cache import EmbeddingCache
 from bindkit.evaluate.config import EvalConfig, Roots
-from bindkit.evaluate.embed import ENCODER_OF, Embedder
+from bindkit.evaluate.embed import Embedder
 from bindkit.evaluate.readers.base import EvalDataset
 from bindkit.evaluate.report import format_report, table2, write_json
 from bindkit.evaluate.tasks import TaskSpec, get_task
@@ -142,7 +143,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     generic = {"modality": cfg.modality, "class_names": load_class_names(cfg.class_names) if cfg.class_names else None}
     datasets = _read_all(specs, task_roots(list(cfg.tasks), cfg.root), cfg.options, generic, cfg.limit)
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache else None
-    needed = {ENCODER_OF[d.modality] for dss in datasets.values() for d in dss}
+    needed = {canonical(d.modality) for dss in datasets.values() for d in dss}
     needed |= {e for s in specs for e in s.encoders}  # what each task's protocol embeds beyond its data
     net, info = resolve_model(cfg, sorted(needed), cache or EmbeddingCache())  # hashing needs only the memo
     if cfg.compare_paper is not None:
