@@ -97,6 +97,23 @@ def _serve(a: argparse.Namespace) -> None:
           demo_run=a.demo_run, allowed_hosts=a.allow_host or None)  # fmt: skip
 
 
+def _generate(a: argparse.Namespace) -> None:
+    from bindkit.apps import generate
+
+    queries = a.queries or []
+    if not queries:
+        raise SystemExit("give at least one query: --text, --file, --image, --audio, --depth, --thermal, --imu")
+    if a.weight:
+        if len(a.weight) != len(queries):
+            raise SystemExit(f"--weight given {len(a.weight)} times for {len(queries)} queries (in command-line order)")
+        queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
+    generate(a.model, queries, a.pipeline, out=a.out, steps=a.steps, seed=a.seed, num_images=a.num_images,
+             guidance=a.guidance, scale="auto" if a.scale is None else a.scale, noise_level=a.noise_level,
+             prompt=a.prompt)  # fmt: skip
+    for i in range(a.num_images):
+        print(a.out / f"{a.seed}-{i}.png")
+
+
 def _demo(a: argparse.Namespace) -> None:
     from bindkit.demo.run import DemoStopped, apps_only, run_demo
     from bindkit.process import stop_on
@@ -251,6 +268,25 @@ def _args_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.3, help="minimum score (objectness x class probability)")
 
 
+def _args_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. imagebind_huge converted, a demo run's model/)")
+    for kind in ("text", "file", "image", "audio", "depth", "thermal", "imu", "video"):
+        p.add_argument(f"--{kind}", dest="queries", action="append", type=lambda v, k=kind: (k, v, 1.0),
+                       help=f"a {kind} query" if kind != "file" else "a file of any modality (detected)")  # fmt: skip
+    p.add_argument("--weight", type=float, action="append", default=[],
+                   help="one weight per query, in command-line order (embedding arithmetic)")  # fmt: skip
+    p.add_argument("--pipeline", required=True, type=Path,
+                   help="a local Stable unCLIP pipeline folder, or a bindkit decoder folder (a demo run's model/decoder)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (<seed>-<i>.png)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the decoder's, or 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-images", type=int, default=1)
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the generator's)")
+    p.add_argument("--scale", type=float, help="norm given to the embedding (default: the norm the pipeline expects)")
+    p.add_argument("--noise-level", type=int, default=0, help="Stable unCLIP's noise on the embedding (0 = none)")
+    p.add_argument("--prompt", default="", help="Stable unCLIP's text prompt beside the embedding (default empty)")
+
+
 def _args_configs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
 
@@ -264,6 +300,7 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("eval", _eval, _args_eval, "run the paper's protocols on benchmark folders or any labelled folder"),
     ("embed", _embed, _args_embed, "embed files of any modality into a LanceDB store (resumable, idempotent)"),
     ("search", _search, _args_search, "query a store with text, files of any modality, or a weighted sum of them"),
+    ("generate", _generate, _args_generate, "draw images from an embedding of any modality (unCLIP or a bindkit decoder)"),
     ("serve", _serve, _args_serve, "the search service and web page (default: the latest demo run)"),
     ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
     ("detect", _detect, _args_detect, "detect with a detector whose classes can be texts or files of any modality"),

@@ -97,6 +97,10 @@ def applications_md(result: dict[str, Any]) -> list[str]:
     if "detect" in apps:
         lines += ["### Detect: a text-trained detector with its classes swapped for sounds and IMU traces", "",
                   *detect_md(apps["detect"])]  # fmt: skip
+    if "generate" in apps:
+        from .apps_generate import markdown
+
+        lines += markdown(apps["generate"])
     return lines
 
 

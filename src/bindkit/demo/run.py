@@ -7,6 +7,7 @@ Run directory (default `<cache>/runs/demo/<YYYYmmdd-HHMMSS>`, cache = `$XDG_CACH
     model/                 bindkit.save_model: the six encoders (anchor image + text, bound audio/depth/thermal/imu)
     text_paired/model/     the comparison encoders (audio/depth/thermal/imu trained with text pairs)
     test/                  the test split as files (bindkit.worlds.to_files) + manifest.jsonl, for `bindkit serve`
+    model/decoder/         the applications stage's unCLIP decoder (`bindkit generate --pipeline`)
     report.md, report.json the tables and every figure
     plots/                 training.png, zero_shot.png, retrieval.png
     train/{anchor,bind,text_paired}/   the training runs (config, metrics.jsonl, plots, final model)
@@ -26,7 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bindkit.checkpoint import save_model
+from bindkit.checkpoint import load_model, save_model
 from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
@@ -164,11 +165,14 @@ def _finished(stage: str, result: RunResult) -> tuple[Path, ImageBind]:
 def run_applications(run: Path, s: DemoSettings, seed: int, model: ImageBind | None = None) -> dict[str, Any]:
     """The applications stage on a run directory with model/, test/ (and report.json): {application: scores}."""
     from .apps_detect import DetectSettings
+    from .apps_generate import run_stage as generate_stage
     from .apps_locate import LocateSettings, locate_stage
 
     locate = locate_stage(run, LocateSettings(n_scenes=s.scenes, seed=seed), model, DetectSettings())
     detect = locate.pop("detect")
-    return {"locate": locate, "detect": detect}
+    if model is None:
+        model = load_model(run / "model", device="cpu").eval()
+    return {"locate": locate, "detect": detect, "generate": generate_stage(run, model, s.name, seed, progress=False)}
 
 
 def apps_only(run_dir: Path, quick: bool = False) -> DemoResult:
