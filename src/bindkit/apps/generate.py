@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from bindkit.model import ImageBind
+from bindkit.resolve import load
 
 from .decoder import Decoder, is_decoder_folder
 
@@ -41,15 +42,6 @@ def model_fingerprint(model: ImageBind) -> str:
     from bindkit.store.store import model_key
 
     return model_key(model)
-
-
-def as_model(model: ImageBind | str | Path) -> ImageBind:
-    """A model, or a bindkit model folder loaded on the CPU, in eval mode."""
-    if isinstance(model, (str, Path)):
-        from bindkit.checkpoint import load_model
-
-        return load_model(model, device="cpu").eval()
-    return model.eval()
 
 
 def _terms(query: Any) -> list[tuple[str, Any, float]]:
@@ -88,7 +80,7 @@ def _term_vector(model: ImageBind, key: str, kind: str, value: Any) -> torch.Ten
 
 def embed_query(model: ImageBind | str | Path, query: Any) -> Embedding:
     """The renormalised weighted sum of the query's unit embeddings, with the model's fingerprint."""
-    model = as_model(model)
+    model = load(model)
     key = model_fingerprint(model)
     terms = _terms(query)
     total = sum(w * _term_vector(model, key, k, v) for k, v, w in terms)
@@ -151,7 +143,7 @@ def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, ou
     if not isinstance(num_images, int) or num_images <= 0:
         raise ValueError(f"num_images must be a positive int, got {num_images!r}")
     gen = generator or load_generator(pipeline)
-    model = as_model(model)
+    model = load(model)
     key = model_fingerprint(model)
     check_compatible(model, key, gen)
     emb = embed_query(model, query)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.data.errors import LoadError, check_errors
 

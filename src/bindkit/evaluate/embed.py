@@ -101,7 +101,7 @@ def load_items(
 ):
     """Model input for items of one modality via `bindkit.data.load` (sizes and constants from the model's config):
     a tensor, or with errors="skip" a `LoadResult` whose skipped indices refer to `items`."""
-    from bindkit import data
+    import bindkit.data as data
 
     config = getattr(model, "config", None)
     kw: dict[str, Any] = {}
@@ -170,7 +170,7 @@ class Embedder:
 
     def texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit text embeddings (N, D)."""
-        from bindkit import data
+        import bindkit.data as data
 
         enc = _encoder_config(self.model, "text")
         length = enc.input_shape[0] if enc is not None and enc.input_shape else 77
@@ -187,7 +187,7 @@ class Embedder:
 
     def dataset(self, ds: EvalDataset) -> tuple[np.ndarray, list[int]]:
         """Unit embeddings of the loadable items (M, D) and their positions; failures go to `ds.missing`."""
-        from bindkit import __version__
+        from bindkit.version import __version__
 
         enc, failed, imu = canonical(ds.modality), dict[int, str](), _IMUFiles()
 

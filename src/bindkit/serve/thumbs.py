@@ -141,7 +141,7 @@ def series_plot(kind: str, path: Path, model_config: Any) -> bytes:
 
 def thumbnail(kind: str, path: Path, model_config: Any) -> bytes:
     """A PNG preview of one stored item by its kind's `ModalitySpec.thumbnail`; ValueError for kinds without one."""
-    from bindkit import modalities
+    import bindkit.modalities as modalities
 
     ref = modalities.spec(kind).thumbnail
     if ref is None:

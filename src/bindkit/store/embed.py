@@ -6,7 +6,7 @@ has its metadata refreshed. Rows of files that are gone from a walked folder or 
 is committed on its own, so an interrupted run keeps what it wrote and the next run continues from there. Files
 that cannot be read are listed in the report, never fatal.
 
-Under torchrun (or with `torch.distributed` initialised) rank 0 plans, every rank embeds its shard
+Under torchrun (`bindkit embed` opens the process group and passes rank and world size) rank 0 plans, every rank embeds its shard
 `todo[rank::world]` and appends to the same table (LanceDB commits concurrent writes), and rank 0 indexes.
 """
 
@@ -25,7 +25,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bindkit import modalities
+import bindkit.modalities as modalities
+from bindkit.model import ImageBind
+from bindkit.resolve import load
 from bindkit.store.collect import Entry, collect
 from bindkit.store.detect import encoder_of
 from bindkit.store.inputs import load_inputs, per_item
@@ -202,31 +204,6 @@ def embed_entries(model: Any, store: Store, todo: list[tuple[Entry, dict]], batc
     return failed
 
 
-def _dist(distributed: bool | None) -> tuple[int, int]:
-    """(rank, world size); joins the torchrun process group when launched by torchrun."""
-    import torch.distributed as dist
-
-    if distributed is False or not dist.is_available():
-        return 0, 1
-    if not dist.is_initialized():
-        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # set by torchrun for every rank
-        if not (launched or distributed):
-            return 0, 1
-        dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def as_model(model: Any, device: str | torch.device | None = None) -> Any:
-    """An `ImageBind` from a model or a folder written by `save_model`, in eval mode."""
-    if isinstance(model, (str, Path)):
-        from bindkit.checkpoint import load_model
-
-        return load_model(model, device=device or "cpu")
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
-
-
 def _share(obj: Any, rank: int, world: int) -> Any:
     """Rank 0's object on every rank."""
     if world == 1:
@@ -249,21 +226,19 @@ def _gather(items: list, world: int) -> list:
     return [x for part in out for x in part]
 
 
-def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, modality: str | None = None,
-                batch_size: int = 32, table: str | None = None, device: str | torch.device | None = None,
-                index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
-                distributed: bool | None = None, follow_links: bool = False) -> EmbedReport:  # fmt: skip
+def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind | str | Path,
+                modality: str | None = None, batch_size: int = 32, table: str | None = None,
+                device: str | torch.device | None = None, index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
+                follow_links: bool = False, rank: int = 0, world: int = 1) -> EmbedReport:  # fmt: skip
     """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring.
 
-    Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`.
+    Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`. `rank`/`world`
+    place this process in a process group its entry point opened (`bindkit.process.distributed`).
     """
     t0 = time.perf_counter()
-    rank, world = _dist(distributed)
-    if (
-        device is None and world > 1 and torch.cuda.is_available()
-    ):  # one GPU per rank, as torchrun numbers them
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-    model = as_model(model, device)
+    if world > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise RuntimeError(f"world={world} needs an open process group: see bindkit.process.distributed()")
+    model = load(model, device=device)
     store = Store.for_model(store_dir, model, table)
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from bindkit.model import ImageBind
+from bindkit.resolve import load
 from bindkit.store.detect import detect_modality, encoder_of, kinds, normalize_kind
-from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
 from bindkit.store.store import NPROBES, REFINE_FACTOR, Hit, Store
 
@@ -82,7 +83,7 @@ def query_vector(model: Any, store: Store | None, queries: list[tuple[str, Any, 
     return (total / norm).astype(np.float32)
 
 
-def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, float]],
+def search(store_dir: str | Path, model: ImageBind | str | Path, queries: list[tuple[str, Any, float]],
            modalities: list[str] | None = None, k: int = 10, where: str | None = None, table: str | None = None,
            nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR) -> list[Hit]:  # fmt: skip
     """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default)."""
@@ -90,7 +91,7 @@ def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, floa
         raise QueryError(f"k must be at least 1, got {k}")
     if "://" not in str(store_dir) and not Path(store_dir).is_dir():  # a local store: never create it by reading
         raise FileNotFoundError(f"{store_dir}: no store there (make one with `bindkit embed`)")
-    model = as_model(model)
+    model = load(model)
     store = Store.for_model(store_dir, model, table, create=False)
     vec = query_vector(model, store, queries)
     return store.search(vec, k, modalities, where, nprobes, refine_factor)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.checkpoint import save_model
 from bindkit.model import ImageBind
 from bindkit.train import dist
@@ -58,7 +57,7 @@ class RunResult:
     run_dir: Path
     step: int  # optimizer steps completed
     total_steps: int
-    stopped: bool  # stopped early (SIGTERM or stop_after) after writing a checkpoint
+    stopped: bool  # stopped early (the stop event or stop_after) after writing a checkpoint
     checkpoint: Path | None  # newest checkpoint
     model_dir: Path | None  # final/model (bindkit.load_model) when the run finished
     lora_path: Path | None  # final/lora.safetensors when the run trained adapters
@@ -90,7 +89,7 @@ class Trainer:
             ds.check()  # missing files stop the run here, before any compute
             if isinstance(ds, FilePairs):
                 ds.num_workers = cfg.num_workers
-        self.device, self._own_group = dist.setup(cfg.device)
+        self.device = dist.setup(cfg.device)
         self.run_dir = Path(cfg.run_dir)
         self.model = (model if model is not None else build_model(cfg)).to(self.device)
         missing = [m for m in used_modalities(cfg) if m not in self.model.encoders]
@@ -124,7 +123,6 @@ class Trainer:
                 json.dumps(describe_model(self.model, self.modes), indent=1)
             )
         self.fwd = self._wrap()
-        self._stop = False
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _prepare_run_dir(self) -> None:
@@ -381,14 +379,15 @@ class Trainer:
                 yield e, pos, batches[pos]
             e, start = e + 1, 0
 
-    def run(self) -> RunResult:
-        """Train to `total` steps (or until stopped), writing metrics, checkpoints, plots and the final model."""
+    def run(self, stop: threading.Event | None = None) -> RunResult:
+        """Train to `total` steps, writing metrics, checkpoints, plots and the final model; once `stop` is set (e.g.
+        by `bindkit.process.stop_on(SIGTERM)`), finish the step, checkpoint and return."""
         rank0 = dist.rank() == 0
         if rank0:
             _truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
         bar = tqdm(total=self.total, initial=self.state["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=not (self.cfg.progress and rank0))  # fmt: skip
-        prev = self._install_sigterm()
+        self._start_step, self._t0 = self.state["step"], time.perf_counter()
         last: dict[str, list[dict[str, Any]]] = {}
         checkpoint, stopped = latest_checkpoint(self.run_dir), False
         # File datasets load the next batch on a thread while this one trains; in-memory ones need no help.
@@ -408,21 +407,20 @@ class Trainer:
                     self.state["position"] = pos + 1
                     last.setdefault(rec["pair"], []).append(rec)
                     self._log(rec, log, bar)
-                    stop = dist.any_rank(self._stop or self._session_done(), self.device)
+                    halt = dist.any_rank(bool(stop and stop.is_set()) or self._session_done(), self.device)
                     if (
-                        stop
+                        halt
                         or self.state["step"] == self.total
                         or self.state["step"] % self.cfg.checkpoint_every == 0
                     ):
-                        checkpoint = self._checkpoint(last=stop or self.state["step"] == self.total)
-                    if stop and self.state["step"] < self.total:
+                        checkpoint = self._checkpoint(last=halt or self.state["step"] == self.total)
+                    if halt and self.state["step"] < self.total:
                         stopped = True
                         break
         finally:
             bar.close()
             if pool:
                 pool.shutdown(cancel_futures=True)
-            self._restore_sigterm(prev)
         return self._finish(stopped, checkpoint, last)
 
     def _train_one(self, b: Batch, data: dict[int, torch.Tensor] | None) -> dict[str, Any]:
@@ -456,21 +454,6 @@ class Trainer:
             self._plotted = time.monotonic()
         return path
 
-    def _install_sigterm(self) -> Any:
-        self._start_step, self._t0 = self.state["step"], time.perf_counter()
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def handler(signum: int, frame: Any) -> None:
-            self._stop = True  # finish the step, checkpoint, return
-
-        return signal.signal(signal.SIGTERM, handler)
-
-    @staticmethod
-    def _restore_sigterm(prev: Any) -> None:
-        if prev is not None:
-            signal.signal(signal.SIGTERM, prev)
-
     def _finish(self, stopped: bool, checkpoint: Path | None, last: dict[str, list[dict]]) -> RunResult:
         model_dir = lora_path = None
         if not stopped and dist.rank() == 0:
@@ -487,8 +470,6 @@ class Trainer:
         summary = {
             k: {m: float(np.mean([r[m] for r in v[-10:]])) for m in ("loss", "acc")} for k, v in last.items()
         }
-        if self._own_group:
-            torch.distributed.destroy_process_group()
         return RunResult(self.run_dir, self.state["step"], self.total, stopped, checkpoint, model_dir, lora_path,
                          summary, self.model.eval())  # fmt: skip
 
@@ -504,13 +485,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in keep))
 
 
-def train(config: TrainConfig | dict[str, Any] | str | Path, model: ImageBind | None = None) -> RunResult:
+def train(config: TrainConfig | dict[str, Any] | str | Path, model: ImageBind | None = None,
+          stop: threading.Event | None = None) -> RunResult:  # fmt: skip
     """Train the pairs of `config` (a TrainConfig, its dict, or a JSON file) and return the run's result.
 
     `model` replaces the one the config describes (it is trained in place). Pairs may hold in-memory datasets
-    (`TensorPairs`) instead of manifest paths.
+    (`TensorPairs`) instead of manifest paths. Setting `stop` ends the run early at a checkpoint (`Trainer.run`).
     """
-    return Trainer(config, model).run()
+    return Trainer(config, model).run(stop)
 
 
 __all__ = ["RunResult", "Trainer", "train", "PairDataset"]

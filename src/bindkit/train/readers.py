@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 
 VIDEO_SUFFIXES = set(modalities.spec("video").extensions)
 KINECT_BASELINE, OTHER_BASELINE = 0.075, 0.095  # metres: Kinect v1/v2; RealSense / Xtion (reference §B.5)
