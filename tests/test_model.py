@@ -188,9 +188,12 @@ def test_autocast_really_runs_bf16_on_an_fp32_model(tiny, packed):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_fast_inference_path_matches_the_plain_autograd_path(tiny, dtype):
-    """The packed no-grad path against the plain modules run with gradients on (a different code path)."""
-    from bindkit.runtime.cpu import attention
+def test_fast_inference_path_matches_the_plain_autograd_path(tiny, dtype, monkeypatch):
+    """Each attention kernel against float64, then the packed no-grad path against the plain modules with grads on."""
+    from bindkit.runtime import cpu
+    from bindkit.runtime.cpu import KERNELS, attention
+
+    monkeypatch.setattr(cpu, "CHUNK_SCORES", 3 * 9 * 9)  # one item per chunk: the chunk loop runs
 
     g = torch.Generator().manual_seed(2)
     q, k, v = (torch.randn(2, 3, 9, 16, generator=g) for _ in range(3))
@@ -200,8 +203,9 @@ def test_fast_inference_path_matches_the_plain_autograd_path(tiny, dtype):
             scores = scores.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), float("-inf"))
         want = scores.softmax(-1) @ v.double()  # float64 hand computation
         with torch.no_grad():
-            got = attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal)
-        assert torch.allclose(got.double(), want, atol=1e-5 if dtype == torch.float32 else 0.03)
+            for fn in [attention, *KERNELS.values()]:
+                got = fn(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal)
+                assert torch.allclose(got.double(), want, atol=1e-5 if dtype == torch.float32 else 0.03), fn
     plain, fast = _copy(tiny, dtype), _copy(tiny, dtype).pack_for_cpu(rows=64)
     inputs = _inputs(tiny.config, b=2)
     with torch.enable_grad():

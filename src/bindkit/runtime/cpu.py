@@ -9,6 +9,7 @@ correct; `pack_for_cpu` again re-packs. `unpack_for_cpu(model)` swaps the plain 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 
@@ -18,8 +19,10 @@ from torch import nn
 
 from bindkit.layers import MLP, Attention
 
-# Matmul-softmax materialises (B, H, L, S) scores; above this many elements SDPA's tiled kernel is used instead.
-MAX_SCORE_ELEMENTS = 1 << 27
+# Matmul-softmax runs over chunks of items holding about this many scores (bf16: 256 KiB, so they stay in L2).
+CHUNK_SCORES = 1 << 17
+# The kernel measured fastest per (dtype, B, H, L, S, hd, causal, threads) on CPU inference; filled on first use.
+_CHOICE: dict[tuple, str] = {}
 
 
 @cache
@@ -30,23 +33,55 @@ def has_fused_linear() -> bool:
         hasattr(ops, "_reorder_linear_weight")  # fmt: skip
 
 
+def matmul_softmax(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    """Attention as two GEMMs and a softmax, over chunks of items so each chunk's (n, H, L, S) scores stay in cache."""
+    B, H, L, hd = q.shape
+    S = k.shape[2]
+    mask = torch.ones(L, S, dtype=torch.bool, device=q.device).triu(1) if causal else None
+    n = max(1, CHUNK_SCORES // (H * L * S))
+    out = []
+    for i in range(0, B, n):
+        scores = torch.matmul(q[i : i + n] * hd**-0.5, k[i : i + n].transpose(-1, -2))  # (n, H, L, S)
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
+        out.append(torch.matmul(torch.softmax(scores, dim=-1), v[i : i + n]))  # softmax sums in fp32 inside
+    return torch.cat(out) if len(out) > 1 else out[0]
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+KERNELS = {"sdpa": _sdpa, "matmul": matmul_softmax}
+
+
+def _fastest(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> str:
+    """Time each kernel three times on these very inputs; the lower median wins (ties: SDPA)."""
+    best, best_t = "sdpa", float("inf")
+    for name, fn in KERNELS.items():
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn(q, k, v, causal)
+            times.append(time.perf_counter() - t)
+        if sorted(times)[1] < best_t:
+            best, best_t = name, sorted(times)[1]
+    return best
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
     """Softmax attention, (B, H, L, hd) x (B, H, S, hd) -> (B, H, L, hd), through the fastest correct kernel.
 
-    CPU bf16 inference takes a plain matmul-softmax (~1.8x SDPA's CPU flash kernel, which runs bf16 at a quarter of
-    the GEMM rate here) unless the scores would be large; everything else (CUDA, fp32, gradients) takes SDPA.
+    CUDA, gradients and other dtypes take SDPA. CPU fp32/bf16 inference picks between SDPA (PyTorch's CPU flash
+    kernel) and `matmul_softmax` by timing both once per shape and thread count, since which wins depends on the
+    shape, the threads and the torch build (they agree to float rounding).
     """
-    B, H, L, hd = q.shape
-    S = k.shape[2]
-    fast = q.device.type == "cpu" and q.dtype == torch.bfloat16 and not torch.is_grad_enabled() \
-        and B * H * L * S <= MAX_SCORE_ELEMENTS  # fmt: skip
-    if not fast:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    scores = torch.matmul(q * hd**-0.5, k.transpose(-1, -2))  # (B, H, L, S), bf16 GEMM
-    if causal:
-        scores = scores.masked_fill(torch.ones(L, S, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)  # fp32 accumulation of the sum
-    return torch.matmul(probs, v)
+    if q.device.type != "cpu" or torch.is_grad_enabled() or q.dtype not in (torch.float32, torch.bfloat16):
+        return _sdpa(q, k, v, causal)
+    key = (q.dtype, *q.shape, k.shape[2], causal, torch.get_num_threads())
+    if key not in _CHOICE:
+        _CHOICE[key] = _fastest(q, k, v, causal)
+    return KERNELS[_CHOICE[key]](q, k, v, causal)
 
 
 def _stamp(w: torch.Tensor) -> tuple[int, int, torch.dtype]:
