@@ -186,3 +186,25 @@ def test_world_calibration_gives_graph_layout_batches_of_the_asked_count():
     for m, shape in [("audio", (1, 1, 64, 104)), ("text", (32,))]:
         batches = world_calibration(model, 10)(m)
         assert sum(len(b) for b in batches) == 10 and tuple(batches[0].shape[1:]) == shape
+
+
+def test_cli_export_and_search_with_a_backend_find_what_torch_finds(tmp_path_factory, monkeypatch, capsys):
+    """`bindkit export` writes the asked-for encoders; `bindkit search --backend` searches the torch-built store."""
+    from bindkit.cli import main
+    from bindkit.store import search
+    from store_fixtures import shared_world
+
+    world = shared_world(tmp_path_factory)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    out = tmp_path_factory.mktemp("export") / "e"
+    main(["export", str(world["model_dir"]), str(out), "--format", "onnx", "--modalities", "text", "audio"])
+    manifest = json.loads((out / export.MANIFEST).read_text())
+    assert sorted(manifest["encoders"]) == ["audio", "text"] and manifest["store_key"]
+    capsys.readouterr()
+    main(["search", "--store", str(world["db"]), "--model", str(world["model_dir"]), "--text", "a dog", "-k", "4",
+          "--backend", "onnxruntime"])  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    hits = search(world["db"], world["model"], [("text", "a dog", 1.0)], k=4)
+    assert [line.split()[-1] for line in lines] == [str(h.path) for h in hits]
+    ours = [float(line.split()[0]) for line in lines]
+    assert ours == pytest.approx([h.score for h in hits], abs=1e-4)

@@ -17,7 +17,15 @@ import torch.nn.functional as F
 
 from bindkit.config import ImageBindConfig, canonical
 from bindkit.model import ImageBind
-from bindkit.runtime.export import CLIPPED, MANIFEST, export, folder_fingerprint, read_manifest, require
+from bindkit.runtime.export import (
+    CLIPPED,
+    MANIFEST,
+    export,
+    folder_fingerprint,
+    read_manifest,
+    require,
+    write_manifest,
+)
 
 BACKENDS = ("torch", "openvino", "onnxruntime")
 _PACKAGE = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
@@ -51,6 +59,7 @@ class RuntimeModel:
         self.folder, self.manifest, self.runners, self.backend = folder, manifest, runners, backend
         self.config = ImageBindConfig.from_dict(manifest["config"]).select(list(runners))
         self.fingerprint: str = manifest["fingerprint"]
+        self.store_key: str | None = manifest.get("store_key")  # the store table of the weights (store.model_key)
         with torch.device("meta"):
             self._stems = ImageBind(self.config)  # for the input checks only: no weights are allocated
 
@@ -176,4 +185,32 @@ def load_runtime_model(path: str | Path, backend: str, modalities: list[str] | N
     todo = [m for m in wanted if manifest is None or m not in manifest["encoders"]]
     for m in todo:  # one encoder at a time: exporting a huge encoder takes a few GB
         export(load_model(path, modalities=[m]), out, fmt, [m], precision, fp=fp)
+    if todo:
+        set_store_key(out, folder_store_key(path))
     return load_exported(out, backend, list(wanted), cache)
+
+
+def folder_store_key(folder: Path) -> str | None:
+    """`bindkit.store.model_key` of a model folder, reading only its config and output projections."""
+    try:
+        from bindkit.store.store import key_of
+    except ImportError:  # the store extra is not installed: no store to name
+        return None
+    from safetensors import safe_open
+
+    from bindkit.checkpoint import CONFIG, WEIGHTS
+
+    raw = json.loads((folder / CONFIG).read_text())
+    raw.pop("bindkit_format", None)
+    config = ImageBindConfig.from_dict(raw).to_dict()
+    with safe_open(str(folder / WEIGHTS), "pt") as f:
+        proj = {m: f.get_tensor(f"encoders.{m}.head.proj.weight") for m in config["encoders"]}
+    return key_of(config, proj)
+
+
+def set_store_key(out: Path, key: str | None) -> None:
+    """Record the store table key of the exported weights in the manifest."""
+    manifest = read_manifest(out)
+    if manifest is not None and key is not None and manifest.get("store_key") != key:
+        manifest["store_key"] = key
+        write_manifest(out, manifest)

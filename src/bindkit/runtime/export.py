@@ -56,17 +56,15 @@ def fingerprint(model: ImageBind) -> str:
 
 
 def folder_fingerprint(folder: Path, cache_dir: Path) -> str:
-    """`fingerprint` of a saved model folder, memoised by file size and mtime so later starts skip the hashing."""
+    """`fingerprint` of a model folder (or official .pth), memoised by file size and mtime: later starts skip it."""
     from bindkit.checkpoint import CONFIG, WEIGHTS
 
-    files = [folder / CONFIG, folder / WEIGHTS]
+    files = [folder] if folder.is_file() else [folder / CONFIG, folder / WEIGHTS]
     stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     memo = cache_dir / "fingerprints" / hashlib.sha256(stamp.encode()).hexdigest()
     if memo.is_file():
         return memo.read_text().strip()
-    from bindkit.checkpoint import load_model
-
-    fp = fingerprint(load_model(folder))
+    fp = fingerprint(load_source(folder))
     memo.parent.mkdir(parents=True, exist_ok=True)
     memo.write_text(fp)
     return fp
@@ -180,6 +178,8 @@ def export(model: ImageBind, out: str | Path, fmt: str = "onnx", modalities: lis
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = _start_manifest(model, out, fmt, precision, fp or fingerprint(model))
+    if fp is None:  # a whole model: the store table its embeddings go to (partial exports get it from the folder)
+        manifest["store_key"] = _store_key(model)
     for m in [canonical(m) for m in modalities or list(model.encoders)]:
         model.encoder(m)  # unknown modality: KeyError naming the model's modalities
         if fmt == "onnx":
@@ -192,11 +192,12 @@ def export(model: ImageBind, out: str | Path, fmt: str = "onnx", modalities: lis
         manifest["loader"] = loader_constants(ImageBindConfig.from_dict(manifest["config"]))
         manifest["encoders"][m] = {"files": files, "clips": m in CLIPPED}
         manifest["scales"][m] = model.scale(m)
-        _write_manifest(out, manifest)
+        write_manifest(out, manifest)
     return out
 
 
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically, with the installed runtime versions."""
     manifest["versions"].update(_runtime_versions())
     tmp = out / f".{MANIFEST}.{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1))
@@ -213,3 +214,56 @@ def _runtime_versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def _store_key(model: ImageBind) -> str | None:
+    try:
+        from bindkit.store.store import model_key
+    except ImportError:  # the store extra is not installed
+        return None
+    return model_key(model)
+
+
+def load_source(path: Path, modalities: list[str] | None = None) -> ImageBind:
+    """A bindkit model folder, or an official .pth (imagebind_huge), in fp32 (only `modalities` when given)."""
+    from bindkit.checkpoint import load_model, load_official_checkpoint
+
+    if path.is_file():
+        return load_official_checkpoint(path, modalities=modalities)
+    return load_model(path, modalities=modalities)
+
+
+def export_path(model: str | Path, out: str | Path, fmt: str = "onnx", modalities: list[str] | None = None,
+                precision: str = "fp32", calibration: list[Path] | None = None, calibration_items: int = 300,
+                cache_dir: str | Path | None = None) -> Path:  # fmt: skip
+    """`export` a model folder or official .pth one encoder at a time (a huge encoder alone takes a few GB)."""
+    from bindkit.hub import default_cache_dir
+    from bindkit.runtime.backends import folder_store_key, set_store_key
+
+    src = Path(model)
+    fp = folder_fingerprint(src, Path(cache_dir) if cache_dir else default_cache_dir())
+    names = [canonical(m) for m in modalities] if modalities else list(load_config(src).encoders)
+    calib = None
+    for m in names:
+        part = load_source(src, [m])
+        if calibration and precision == "int8":
+            from bindkit.runtime.quantize import file_calibration
+
+            calib = file_calibration(part, calibration, calibration_items)
+        export(part, out, fmt, [m], precision, calib, calibration_items, fp=fp)
+        del part
+    if src.is_dir():
+        set_store_key(Path(out), folder_store_key(src))
+    return Path(out)
+
+
+def load_config(path: Path) -> ImageBindConfig:
+    """The config of a model folder (config.json) or of an official .pth (imagebind_huge)."""
+    from bindkit.checkpoint import CONFIG
+    from bindkit.registry import get_config
+
+    if path.is_file():
+        return get_config("imagebind_huge")
+    raw = json.loads((path / CONFIG).read_text())
+    raw.pop("bindkit_format", None)
+    return ImageBindConfig.from_dict(raw)

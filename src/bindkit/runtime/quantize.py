@@ -42,15 +42,24 @@ def world_calibration(model: ImageBind, items: int, seed: int = 1) -> Callable[[
     return batches
 
 
-def file_calibration(model: ImageBind, files: dict[str, list[Path]]) -> Callable[[str], list[torch.Tensor]]:
-    """Calibration batches from a user's files per modality, loaded with `bindkit.data.load` and the model config."""
+def file_calibration(model: ImageBind, paths: list[Path], items: int) -> Callable[[str], list[torch.Tensor]]:
+    """Calibration batches from a user's files and folders (the modality's file types, in sorted order), loaded
+    with `bindkit.data.load` and the model config, as the store and the trainer load them. Text has no files to
+    read, so it is calibrated on the demo world's captions."""
 
     def batches(modality: str) -> list[torch.Tensor]:
         from bindkit.data import load
+        from bindkit.data.dataset import EXTENSIONS, iter_files
 
-        if modality not in files:
-            raise ValueError(f"no calibration files for {modality}; give some or use the demo world")
-        return _graph_batches(model, modality, load(modality, files[modality], config=model.config))
+        kind = {"vision": "image"}.get(modality, modality)
+        if kind not in EXTENSIONS:
+            return world_calibration(model, items)(modality)
+        files: list[Path] = []
+        for p in map(Path, paths):
+            files += list(iter_files(p, kind)) if p.is_dir() else [p] * (p.suffix.lower() in EXTENSIONS[kind])
+        if not files:
+            raise ValueError(f"no {kind} files under {[str(p) for p in paths]} to calibrate the {modality} encoder")
+        return _graph_batches(model, modality, load(kind, files, config=model.config))
 
     return batches
 

@@ -159,7 +159,7 @@ def _write(
     if not keep:
         return failed
     name = encoder_of(batch[0][0].kind)
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
     try:
         vecs = model.encode({name: res.tensor.to(device)})[name].cpu().numpy()
     except Exception as err:  # e.g. an input the encoder rejects: listed, not fatal
@@ -214,12 +214,13 @@ def _dist(distributed: bool | None) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def as_model(model: Any, device: str | torch.device | None = None) -> Any:
-    """An `ImageBind` from a model or a folder written by `save_model`, in eval mode."""
+def as_model(model: Any, device: str | torch.device | None = None, backend: str = "torch") -> Any:
+    """An `ImageBind` from a model or a folder written by `save_model`, in eval mode (or, with `backend`, the
+    folder's encoders on OpenVINO / ONNX Runtime: `bindkit.runtime.backends`)."""
     if isinstance(model, (str, Path)):
         from bindkit.checkpoint import load_model
 
-        return load_model(model, device=device or "cpu")
+        return load_model(model, device=device or "cpu", backend=backend)
     if device is not None:
         model = model.to(device)
     return model.eval()
@@ -250,15 +251,17 @@ def _gather(items: list, world: int) -> list:
 def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, modality: str | None = None,
                 batch_size: int = 32, table: str | None = None, device: str | torch.device | None = None,
                 index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
-                distributed: bool | None = None) -> EmbedReport:  # fmt: skip
-    """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring."""
+                distributed: bool | None = None, backend: str = "torch") -> EmbedReport:  # fmt: skip
+    """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring.
+
+    `backend` runs a model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`)."""
     t0 = time.perf_counter()
     rank, world = _dist(distributed)
     if (
         device is None and world > 1 and torch.cuda.is_available()
     ):  # one GPU per rank, as torchrun numbers them
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-    model = as_model(model, device)
+    model = as_model(model, device, backend)
     store = Store.for_model(store_dir, model, table)
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None

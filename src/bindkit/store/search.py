@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from bindkit.store.detect import KINDS, detect_modality, encoder_of, normalize_kind
 from bindkit.store.embed import as_model
@@ -35,7 +36,7 @@ def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
     res = load_inputs(kind, [item], enc)
     if res.skipped:
         raise QueryError(f"{item}: {res.skipped[0].reason}")
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
     return model.encode({name: res.tensor.to(device)})[name][0].cpu().numpy()
 
 
@@ -80,9 +81,11 @@ def query_vector(model: Any, store: Store | None, queries: list[tuple[str, Any, 
 
 def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, float]],
            modalities: list[str] | None = None, k: int = 10, where: str | None = None, table: str | None = None,
-           nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR) -> list[Hit]:  # fmt: skip
-    """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default)."""
-    model = as_model(model)
+           nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR, backend: str = "torch") -> list[Hit]:  # fmt: skip
+    """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default).
+
+    `backend` runs a model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`)."""
+    model = as_model(model, backend=backend)
     store = Store.for_model(store_dir, model, table, create=False)
     vec = query_vector(model, store, queries)
     return store.search(vec, k, modalities, where, nprobes, refine_factor)
