@@ -60,16 +60,18 @@ def build(config: str, modality: str, precision: str) -> torch.nn.Module:
     return model.to(torch.bfloat16).pack_for_cpu(rows=1024) if precision == "bf16" else model
 
 
-def inputs(config: str, modality: str) -> dict[str, torch.Tensor]:
+def inputs(config: str, modality: str, n: int | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """`n` (default: the modality's batch) random items: normal floats, or token ids ending in EOT."""
     from bindkit import get_config
 
     e = get_config(config).encoders[modality]
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
+    n = n or BATCH[modality]
     if modality == "text":
-        ids = torch.randint(1, 49000, (BATCH[modality], e.input_shape[0]), generator=g)
+        ids = torch.randint(1, 49000, (n, e.input_shape[0]), generator=g)
         ids[:, -1] = 49407
         return {modality: ids}
-    return {modality: torch.randn(BATCH[modality], *e.input_shape, generator=g)}
+    return {modality: torch.randn(n, *e.input_shape, generator=g)}
 
 
 def flops_per_item(config: str, x: dict[str, torch.Tensor]) -> float:
@@ -92,13 +94,17 @@ def export_dir(root: str, config: str, modality: str, case: str) -> Path:
 
 def export_case(config: str, modality: str, case: str, root: str, items: int) -> None:
     """Export one encoder for a runtime case (skipped when the folder already holds it)."""
+    from bindkit.runtime.backends import to_graph_input
     from bindkit.runtime.export import export, read_manifest
 
     out = export_dir(root, config, modality, case)
     if (read_manifest(out) or {}).get("encoders", {}).get(modality):
         return
     _, fmt, precision = RUNTIMES[case]
-    export(build(config, modality, "fp32"), out, fmt, [modality], precision, calibration_items=items)
+    x = inputs(config, modality, items, seed=1)[modality]  # int8: calibrated on the distribution it is timed on
+    calib = lambda m: [torch.from_numpy(to_graph_input(model, m, x[i : i + 8])) for i in range(0, items, 8)]  # noqa: E731
+    model = build(config, modality, "fp32")
+    export(model, out, fmt, [modality], precision, calib, items)
 
 
 def run_case(config: str, modality: str, precision: str, reps: int, root: str = "") -> dict:
@@ -149,10 +155,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--export-dir", default=str(Path.home() / ".cache/bindkit/bench-exports"))
     ap.add_argument("--calibration-items", type=int, default=64, help="int8 calibration items (digits world)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="threads for every runtime (1 is steadier on a shared machine)")  # fmt: skip
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--export", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="write all rows to this file")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)  # the runtime backends follow it
     if a.export:
         export_case(*a.export.split(":"), root=a.export_dir, items=a.calibration_items)
         return
@@ -163,7 +172,7 @@ def main() -> None:
     for c in a.configs:
         for m in a.modalities:
             for p in a.cases:
-                common = ["--reps", str(a.reps), "--export-dir", a.export_dir]
+                common = ["--reps", str(a.reps), "--export-dir", a.export_dir, "--threads", str(a.threads)]
                 if p in RUNTIMES:
                     subprocess.run([sys.executable, __file__, "--export", f"{c}:{m}:{p}", *common,
                                     "--calibration-items", str(a.calibration_items)], check=True)  # fmt: skip
