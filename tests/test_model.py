@@ -140,7 +140,7 @@ def _copy(tiny, dtype=torch.float32):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cpu_fast_path_swaps_modules_keeps_state_and_goes_stale_on_change(tiny, dtype):
-    from bindkit.runtime.cpu import CPUAttention, CPULinear, CPUMLP, has_fused_linear, unpack_for_cpu
+    from bindkit.runtime.cpu import CPUMLP, CPUAttention, CPULinear, has_fused_linear, unpack_for_cpu
 
     if not has_fused_linear():
         pytest.skip("this torch build has no oneDNN fused linear")

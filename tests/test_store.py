@@ -79,14 +79,14 @@ def test_collect_manifests(tmp_path):
         + json.dumps({"path": "missing.png"}) + "\n"
     )  # fmt: skip
     (tmp_path / "m.csv").write_text("path,label,modality\na.wav,3,audio\n")
-    entries, skipped, roots = collect([tmp_path / "m.jsonl", tmp_path / "m.csv"])
+    entries, skipped, roots, failed = collect([tmp_path / "m.jsonl", tmp_path / "m.csv"])
     by = {(e.kind, e.label): e for e in entries}
     assert by[("audio", "3")].path == str(
         tmp_path / "a.wav"
     )  # the CSV row replaced the JSONL one (same path)
     assert by[("text", "7")].text == "the number seven" and by[("text", "7")].path.endswith("m.jsonl#L2")
     assert skipped == [(f"{tmp_path / 'm.jsonl'}:3", "file not found")]
-    assert roots == [str(tmp_path / "m.jsonl"), str(tmp_path / "m.csv")]
+    assert roots == [str(tmp_path / "m.jsonl"), str(tmp_path / "m.csv")] and failed == []
 
 
 # ---------------------------------------------------------------- embedding

@@ -70,7 +70,7 @@ def _embed(a: argparse.Namespace) -> None:
     from bindkit.store import embed_paths
 
     report = embed_paths(a.paths, a.store, a.model, modality=a.modality, batch_size=a.batch_size, device=a.device,
-                         progress=not a.no_progress, backend=a.backend)  # fmt: skip
+                         progress=not a.no_progress, follow_links=a.follow_links, backend=a.backend)  # fmt: skip
     if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
         print(report.summary())
     if dist.is_available() and dist.is_initialized():
@@ -193,6 +193,8 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--follow-links", action="store_true",
+                   help="follow symbolic links that lead out of a given folder (default: list them as skipped)")  # fmt: skip
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:

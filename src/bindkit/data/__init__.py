@@ -25,6 +25,7 @@ from bindkit.data.images import CLIP_MEAN, CLIP_STD, load_images
 from bindkit.data.imu import CHANNELS as IMU_CHANNELS
 from bindkit.data.imu import fit_normalization as _fit_imu
 from bindkit.data.imu import load_imu
+from bindkit.data.limits import Limits, get_limits, limits_scope, set_limits
 from bindkit.data.text import get_tokenizer, tokenize
 from bindkit.data.thermal import fit_normalization as _fit_thermal
 from bindkit.data.thermal import load_thermal
@@ -37,5 +38,5 @@ __all__ = [
     "load_images", "tokenize", "load_audio", "load_videos", "load_depth", "load_thermal", "load_imu",
     "LoadError", "LoadResult", "Skipped", "load", "get_loader", "loader_kwargs", "iter_files", "list_files",
     "ModalityDataset", "StreamingDataset", "Sample", "Batch", "collate", "get_tokenizer", "CLIP_MEAN", "CLIP_STD",
-    "IMU_CHANNELS", "NORMALIZATION_FITTERS",
+    "IMU_CHANNELS", "NORMALIZATION_FITTERS", "Limits", "get_limits", "set_limits", "limits_scope",
 ]  # fmt: skip

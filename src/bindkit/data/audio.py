@@ -56,6 +56,7 @@ import torch
 
 from bindkit.data.errors import ItemError, LoadError, LoadResult, Skipped, check_errors, describe
 from bindkit.data.fbank import frame_geometry, log_fbank, num_frames
+from bindkit.data.limits import check_audio, check_file, read_stream
 from bindkit.data.resample import output_length, resample_many
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".m4a", ".aac
 CLIP_CHUNK = 16  # clips per batched fbank call: (15, 198, 512) float32 frames, 6 MB of reused scratch
 FILE_CHUNK = 16  # files per compute step; up to 2 more chunks decode meanwhile
 MP3_SLACK = 3 * 1152  # samples: encoder delay and padding (gapless info) may be counted or not; 3 MPEG frames
+# FFmpeg demuxers that read playlists (other files), text or images, not an audio stream
+AV_REFUSED = {"hls", "concat", "dash", "tty", "sdp", "rtp", "rtsp", "image2", "ffmetadata"}
 MP3_TAG_SEARCH = 2048  # bytes searched for a Xing/Info/VBRI tag: a little junk before the first frame is ok
 
 
@@ -84,9 +87,8 @@ def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
             if not container.streams.audio:
                 raise ItemError("no audio stream in the file")
             stream = container.streams.audio[0]
-            to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
-            chunks = [f.to_ndarray() for fr in container.decode(stream) for f in to_float.resample(fr)]
-            chunks += [f.to_ndarray() for f in to_float.resample(None)]
+            _check_av_audio(container, stream)
+            chunks = _av_samples(container, stream)
             rate = stream.rate
             if reason := _av_truncation(container, stream, src, sum(c.shape[1] for c in chunks)):
                 raise ItemError(reason)
@@ -98,6 +100,38 @@ def _decode_av(src: Any, why_not_sf: str = "") -> tuple[torch.Tensor, int]:
     if not chunks:
         raise ItemError("no audio samples (0 frames)")
     return torch.from_numpy(np.concatenate(chunks, axis=1).astype(np.float32, copy=False)), int(rate)
+
+
+def _check_av_audio(container: Any, stream: Any) -> None:
+    """Refuse playlist/text demuxers, and rates and stated durations outside `Limits`, before decoding."""
+    if container.format.name in AV_REFUSED:
+        raise ItemError(f"not an audio container (FFmpeg's {container.format.name!r} demuxer is not used)")
+    if not stream.rate:
+        raise ItemError("not a readable audio file (FFmpeg finds an audio stream without a sample rate)")
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+    if not seconds and container.duration:
+        seconds = container.duration / 1_000_000  # microseconds
+    check_audio(round(seconds * (stream.rate or 1)), stream.rate or 0, stream.channels or 1)
+
+
+def _av_samples(container: Any, stream: Any) -> list[np.ndarray]:
+    """Decoded float32 `[C, n]` chunks, counting frames against `Limits` (headers may understate the length)."""
+    import av
+
+    to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+    chunks: list[np.ndarray] = []
+    frames = 0
+    for fr in _with_flush(container.decode(stream)):
+        for f in to_float.resample(fr):
+            chunks.append(f.to_ndarray())
+            frames += chunks[-1].shape[1]
+            check_audio(frames, stream.rate, chunks[-1].shape[0])
+    return chunks
+
+
+def _with_flush(frames: Iterator[Any]) -> Iterator[Any]:
+    yield from frames
+    yield None  # flushes the resampler
 
 
 def _read_at(src: Any, offset: int, size: int) -> bytes:
@@ -156,6 +190,7 @@ def _decode_sf(src: Any) -> tuple[torch.Tensor, int] | str:
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         return str(e).split(": ", 1)[-1] if "Error opening" in str(e) else str(e)
     with f:
+        check_audio(f.frames, f.samplerate, f.channels)  # from the header, before reading any sample
         pcm16 = f.subtype == "PCM_16"  # read as int16: far cheaper than libsndfile's own float conversion
         try:
             data = f.read(dtype="int16" if pcm16 else "float32", always_2d=True)  # (N, C)
@@ -196,14 +231,11 @@ def decode_audio(item: Any) -> tuple[torch.Tensor, int]:
         wave, rate = _from_array(*item)
     elif isinstance(item, (str, Path)):
         p = Path(item)
-        if not p.is_file():
-            raise ItemError("file not found" if not p.exists() else "not a regular file")
-        if p.stat().st_size == 0:
-            raise ItemError("empty file (0 bytes)")
+        check_file(p)  # a regular, non-empty file: never a FIFO or device, which would block or never end
         decoded = "" if p.suffix.lower() in VIDEO_SUFFIXES else _decode_sf(str(p))  # "": straight to FFmpeg
         wave, rate = _decode_av(str(p), decoded) if isinstance(decoded, str) else decoded
     elif isinstance(item, (bytes, bytearray, memoryview)) or hasattr(item, "read"):
-        data = item.read() if hasattr(item, "read") else bytes(item)  # a binary file object, or bytes
+        data = read_stream(item) if hasattr(item, "read") else bytes(item)  # a binary file object, or bytes
         if not isinstance(data, bytes):
             raise ItemError("file object must be opened in binary mode")
         if len(data) == 0:
@@ -293,6 +325,7 @@ def _warn_padding(name: str, frames: int, target_length: int) -> None:
 def _decode_checked(item: Any, sample_rate: int) -> tuple[torch.Tensor, int]:
     """Decode and reject audio that is shorter than one fbank frame once at `sample_rate` (before any compute)."""
     wave, rate = decode_audio(item)
+    check_audio(wave.shape[-1], rate, wave.shape[0], sample_rate)  # the resampled copy is bounded too
     n = wave.shape[-1] if rate == sample_rate else output_length(wave.shape[-1], rate, sample_rate)
     window = frame_geometry(sample_rate)[0]
     if n < window:

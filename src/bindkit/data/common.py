@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from bindkit.data.errors import ItemError
+from bindkit.data.limits import check_bytes, read_file, read_stream
 
 PathLike = str | Path
 
@@ -18,19 +19,12 @@ PathLike = str | Path
 def read_bytes(item: Any) -> bytes:
     """The raw bytes of a path, bytes-like object or binary file object; clear errors for missing/empty input."""
     if isinstance(item, (str, Path)):
-        p = Path(item)
-        if not p.exists():
-            raise ItemError("file not found")
-        if p.is_dir():
-            raise ItemError("is a directory, not a file")
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ItemError(f"unreadable file ({e.strerror or e})") from e
+        data = read_file(item)  # regular files only, size-capped (bindkit.data.limits)
     elif isinstance(item, (bytes, bytearray, memoryview)):
+        check_bytes(len(item) if not isinstance(item, memoryview) else item.nbytes)
         data = bytes(item)
     elif hasattr(item, "read"):
-        data = item.read()
+        data = read_stream(item)
         if not isinstance(data, bytes):
             raise ItemError("file object must be opened in binary mode")
     else:

@@ -16,7 +16,6 @@ maps are multiplied by `depth_scale` (metres per unit, 0.001 for millimetres).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from bindkit.data.common import (
     short_side_resize,
 )
 from bindkit.data.errors import ItemError, LoadResult, check_items, load_batch
+from bindkit.data.limits import check_resize, check_values, load_array, open_picture
 
 PRESETS = {
     "imagebind_issue134": {"min_depth": 0.0, "max_depth": 8.0},  # SUN RGB-D toolbox: clamp beyond 8 m
@@ -77,26 +77,25 @@ def _read_array(item: Any) -> np.ndarray:
         a = a.reshape(a.shape[1:] if a.shape[0] == 1 else a.shape[:2])
     if a.ndim != 2 or 0 in a.shape:
         raise ItemError(f"expected a 2-D depth map (H, W), got shape {a.shape}")
+    check_values(a, "depth map")  # no complex/boolean maps, and at least one finite value
     return a
 
 
 def _read_numpy(data: bytes) -> np.ndarray:
-    try:
-        obj = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:
-        raise ItemError(f"unreadable .npy/.npz ({e})") from e
-    if isinstance(obj, np.lib.npyio.NpzFile):
-        keys = list(obj.keys())
+    def pick(keys: list[str]) -> tuple[str, tuple[str, ...]]:
         if len(keys) != 1 and "depth" not in keys:
             raise ItemError(f".npz needs a single array or a 'depth' array, found {keys}")
-        return obj["depth" if "depth" in keys else keys[0]]
-    return obj
+        return ("depth" if "depth" in keys else keys[0]), ()
+
+    return load_array(data, pick)[0]  # headers checked against Limits.max_array_bytes before loading
 
 
 def _read_image(data: bytes) -> np.ndarray:
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_picture(data)  # header checked against Limits.max_pixels before decoding
         img.load()
+    except ItemError:
+        raise
     except Exception as e:
         raise ItemError(f"not a readable depth image ({type(e).__name__}: {e})") from e
     return _image_values(img)
@@ -157,6 +156,7 @@ def depth_to_disparity(
 
 def resize_map(x: np.ndarray, size: int, interpolation: str = "bilinear") -> np.ndarray:
     """A float `[H, W]` map: short side to `size` (Pillow, antialiased), then the centred `size` x `size` crop."""
+    check_resize(x.shape[1], x.shape[0], size)
     img = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))
     w, h = short_side_resize(*img.size, size)
     if (w, h) != img.size:

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from bindkit.data.common import as_file, center_crop_offsets, normalize, short_side_resize
+from bindkit.data.common import center_crop_offsets, normalize, read_bytes, short_side_resize
 from bindkit.data.errors import ItemError, LoadResult, load_batch
+from bindkit.data.limits import check_resize, open_picture
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -30,7 +31,7 @@ def open_image(item: Any, exif_transpose: bool = True) -> Image.Image:
         return _from_array(item)
     else:
         try:
-            img = Image.open(as_file(item))
+            img = open_picture(read_bytes(item))  # header checked against Limits.max_pixels first
             img.load()  # decode now: truncated or corrupt data must fail here, not later
         except ItemError:
             raise
@@ -38,6 +39,8 @@ def open_image(item: Any, exif_transpose: bool = True) -> Image.Image:
             raise ItemError("not a recognised image format") from e
         except (OSError, SyntaxError, ValueError) as e:
             raise ItemError(f"corrupt or truncated image ({e})") from e
+    if img.mode == "F" and not np.isfinite(np.asarray(img)).all():  # Pillow would turn NaN into some colour
+        raise ItemError("float image contains NaN or infinite values")
     if exif_transpose:
         img = ImageOps.exif_transpose(img)
     return img
@@ -57,6 +60,7 @@ def _from_array(a: np.ndarray) -> Image.Image:
 
 def resize_center_crop(img: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC) -> Image.Image:
     """Short side to `size` (Pillow resampling, antialiased), then the centred size x size crop."""
+    check_resize(*img.size, size)
     w, h = short_side_resize(*img.size, size)
     img = img.resize((w, h), resample)
     left, top = center_crop_offsets(w, h, size)

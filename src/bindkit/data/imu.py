@@ -30,6 +30,7 @@ import torch
 
 from bindkit.data.common import as_list, normalize, read_bytes, running_mean_std
 from bindkit.data.errors import ItemError, LoadResult, check_items, load_batch
+from bindkit.data.limits import array_header, check_rows, check_values, load_array
 
 CHANNELS = ("accel_x", "accel_y", "accel_z", "gyro_x", "gyro_y", "gyro_z")
 _PREFIXES = {"a": ("a", "acc", "accel", "accl", "accelerometer", "acceleration"),
@@ -87,7 +88,7 @@ def _by_name(
 ) -> tuple[np.ndarray | None, np.ndarray]:
     if data.shape[1] != len(header):
         raise ItemError(f"CSV rows have {data.shape[1]} columns but the header names {len(header)}")
-    cols = {}
+    cols: dict[int, int] = {}
     for j, h in enumerate(header):
         if h in _NAMES:
             cols.setdefault(_NAMES[h], j)
@@ -96,7 +97,8 @@ def _by_name(
         raise ItemError(
             f"CSV header {header} lacks channels {missing} (accepted e.g. ax/acc_x/accl_x, gx/gyro_x)"
         )
-    values = data[:, [cols[c] for c in range(6)]]
+    values = np.take(data, [cols[c] for c in range(6)], axis=1)
+    name: str | None = None
     if time_column is not None:
         if time_column.lower() not in header:
             raise ItemError(f"time column {time_column!r} not in the CSV header {header}")
@@ -113,6 +115,8 @@ def _orient(a: np.ndarray, layout: str) -> np.ndarray:
     """`[T, 6]` float64 from `[T, 6]` or `[6, T]`."""
     if a.ndim != 2 or 6 not in a.shape:
         raise ItemError(f"IMU arrays must be [T, 6] or [6, T], got shape {tuple(a.shape)}")
+    check_values(a, "IMU array")  # no complex/boolean data, and at least one finite value
+    check_rows(max(a.shape))
     if layout == "auto":
         if a.shape == (6, 6):
             raise ItemError("a 6x6 array is ambiguous: pass layout='tc' ([T, 6]) or 'ct' ([6, T])")
@@ -132,26 +136,38 @@ def read_imu(
         return None, _orient(item, layout)
     data = read_bytes(item)
     if data.startswith((b"\x93NUMPY", b"PK\x03\x04")):
-        try:
-            obj = np.load(io.BytesIO(data), allow_pickle=False)
-        except Exception as e:
-            raise ItemError(f"unreadable .npy/.npz ({e})") from e
-        if not isinstance(obj, np.lib.npyio.NpzFile):
-            return None, _orient(obj, layout)
-        keys = list(obj.keys())
-        arrays = [k for k in keys if k not in ("t", "time")]
-        if "imu" not in keys and len(arrays) != 1:
-            raise ItemError(f".npz needs an 'imu' array (and optionally 't'), found {keys}")
-        t = obj["t"] if "t" in keys else obj["time"] if "time" in keys else None
-        return t, _orient(obj["imu" if "imu" in keys else arrays[0]], layout)
+        return _read_numpy(data, layout)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ItemError("not a CSV text file or .npy/.npz array") from e
+    check_rows(text.count("\n"))  # an upper bound on the data rows, before any parsing
     return _parse_csv(text, time_column)
 
 
+def _read_numpy(data: bytes, layout: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """(times or None, `[T, 6]` values) of a `.npy`, or of a `.npz` with `imu` (or one array) and optional `t`."""
+
+    def pick(keys: list[str]) -> tuple[str, tuple[str, ...]]:
+        arrays = [k for k in keys if k not in ("t", "time")]
+        if "imu" not in keys and len(arrays) != 1:
+            raise ItemError(f".npz needs an 'imu' array (and optionally 't'), found {keys}")
+        key = "imu" if "imu" in keys else arrays[0]
+        check_rows(max(array_header(data, key)[0], default=0))  # from the header, before loading
+        return key, tuple(k for k in ("t", "time") if k in keys)[:1]
+
+    if not data.startswith(b"PK"):
+        check_rows(max(array_header(data)[0], default=0))
+    values, extra = load_array(data, pick)
+    t = next(iter(extra.values()), None)
+    if t is not None:
+        check_values(t, "IMU time stamps")
+    return t, _orient(values, layout)
+
+
 def _clean_series(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if np.isinf(t).any():  # NaN is a missing time (its row is dropped); infinity is garbage
+        raise ItemError("time stamps must be finite, found an infinite one")
     keep = np.isfinite(t)
     t, x = t[keep], x[keep]
     order = np.argsort(t, kind="stable")
@@ -175,6 +191,11 @@ def resample_imu(
     else:
         t0 = t[0] if start is None else start
         grid = t0 + np.arange(length) * (duration / length)
+    if not (np.isfinite(t[-1] - t[0]) and np.isfinite(grid).all() and (np.diff(grid) > 0).all()):
+        raise ItemError(
+            f"time stamps from {t[0]:.6g} to {t[-1]:.6g} s cannot be resampled onto {length} increasing times "
+            "(too large for float64 at this resolution); give times relative to the recording's start"
+        )
     out = np.empty((6, length), dtype=np.float64)
     for c in range(6):
         ok = np.isfinite(x[:, c])

@@ -9,7 +9,6 @@ whether the official checkpoint wants any is unknown (a reproducer found none wo
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from bindkit.data.common import normalize, read_bytes, running_mean_std
 from bindkit.data.depth import resize_map
 from bindkit.data.errors import ItemError, LoadResult, load_batch
 from bindkit.data.images import resize_center_crop
+from bindkit.data.limits import check_values, open_picture
 
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
 
@@ -33,7 +33,7 @@ def read_thermal(item: Any) -> Image.Image | np.ndarray:
         img = item
     else:
         try:
-            img = Image.open(io.BytesIO(read_bytes(item)))
+            img = open_picture(read_bytes(item))
             img.load()
         except ItemError:
             raise
@@ -51,6 +51,7 @@ def _from_array(a: np.ndarray) -> Image.Image | np.ndarray:
         a = a.reshape(a.shape[1:] if a.shape[0] == 1 else a.shape[:2])
     if a.ndim != 2 or 0 in a.shape:
         raise ItemError(f"thermal arrays must be single-channel (H, W), got shape {a.shape}")
+    check_values(a, "thermal array")
     if a.dtype == np.uint8:
         return Image.fromarray(np.ascontiguousarray(a))
     if a.dtype == np.uint16:
@@ -66,7 +67,7 @@ def load_thermal_one(item: Any, size: int = 224) -> torch.Tensor:
     if isinstance(src, Image.Image):
         x = np.asarray(resize_center_crop(src, size), dtype=np.uint8)
         return torch.from_numpy(x.copy()).float().div(255)[None]
-    if not np.isfinite(src).all():
+    if not np.isfinite(src).all():  # arrays with no finite value at all are refused in _from_array already
         raise ItemError("thermal map contains NaN or inf")
     return torch.from_numpy(resize_map(src, size, "bicubic"))[None]
 

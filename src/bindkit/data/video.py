@@ -28,8 +28,24 @@ import torch.nn.functional as F
 from bindkit.data.common import as_file
 from bindkit.data.errors import ItemError, LoadResult, load_batch
 from bindkit.data.images import CLIP_MEAN, CLIP_STD
+from bindkit.data.limits import check_file, check_pixels, check_resize
 
 SEEK_MIN_FRAMES = 300  # from this many frames on, kept frames are reached by seeking instead of decoding all
+# FFmpeg demuxers that turn text, images or playlists of other files into a "video" (plus any *_pipe image reader)
+REFUSED_DEMUXERS = {
+    "tty",
+    "bin",
+    "xbin",
+    "idf",
+    "adf",
+    "image2",
+    "hls",
+    "concat",
+    "dash",
+    "ffmetadata",
+    "sdp",
+}
+REFUSED_CODECS = {"ansi", "bintext", "xbin", "idf"}  # text-mode art rendered as frames
 
 
 def clip_times(duration: float, clips: int = 5, clip_duration: float = 2) -> list[tuple[Fraction, Fraction]]:
@@ -56,12 +72,8 @@ def clip_frame_indices(
 def _open(item: Any) -> Any:
     """A path string for files (PyAV streams them from disk), else an in-memory stream."""
     if isinstance(item, (str, Path)):
-        p = Path(item)
-        if not p.is_file():
-            raise ItemError("file not found" if not p.exists() else "is not a regular file")
-        if p.stat().st_size == 0:
-            raise ItemError("empty file (0 bytes)")
-        return str(p)
+        check_file(item)  # a regular, non-empty file: never a FIFO or device
+        return str(item)
     return as_file(item)
 
 
@@ -111,21 +123,67 @@ def _probe(src: Any) -> tuple[int, float, tuple[list[int], list[int]] | None]:
         if not container.streams.video:
             raise ItemError("no video stream in the file (or an empty one)")
         stream = container.streams.video[0]
+        _check_demuxer(container.format.name, stream)
         rate = stream.average_rate or stream.guessed_rate
         packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
         n = len(packets) or stream.frames
-    if n == 0 or not rate:
-        raise ItemError("video has no frames")
+        if n == 0 or not rate:
+            raise ItemError("video has no frames")
+        _check_complete(src, container, stream, len(packets), float(rate))
     if not packets or any(t is None for t, _ in packets):
         return n, float(rate), None
     return n, float(rate), (sorted(t for t, _ in packets), sorted(t for t, k in packets if k))
 
 
+def _check_demuxer(fmt: str, stream: Any) -> None:
+    """A real video: not text shown as video (FFmpeg's tty/ANSI demuxers), an image, or a playlist of other files."""
+    if fmt in REFUSED_DEMUXERS or fmt.endswith("_pipe") or stream.codec_context.name in REFUSED_CODECS:
+        raise ItemError(f"not a video file (FFmpeg reads it with its {fmt!r} demuxer, "
+                        f"codec {stream.codec_context.name!r})")  # fmt: skip
+    w, h = stream.codec_context.width, stream.codec_context.height
+    if not (w and h):
+        raise ItemError("video stream has no frame size")
+    check_pixels(w, h, "video frame")
+
+
+def _check_complete(src: Any, container: Any, stream: Any, present: int, fps: float) -> None:
+    """Refuse a video cut short: fewer frames than its header states (AVI/MP4 frame counts, Matroska durations)."""
+    declared = stream.frames
+    if (
+        not declared and len(container.streams) == 1 and container.duration
+    ):  # e.g. Matroska: a stated duration
+        declared = round(container.duration / 1_000_000 * fps)
+    if declared and present < declared - max(2, declared // 20):
+        raise ItemError(
+            f"video is truncated: its header states {declared} frames, only {present} are present"
+        )
+    if (
+        container.format.name == "gif" and _last_byte(src) != b";"
+    ):  # GIF has no count; its trailer is required
+        raise ItemError("truncated GIF: the file ends without its trailer")
+
+
+def _last_byte(src: Any) -> bytes:
+    if isinstance(src, str):
+        with open(src, "rb") as f:
+            f.seek(-1, 2)
+            return f.read(1)
+    with src.getbuffer() as buf:
+        return bytes(buf[-1:])
+
+
+def _strict(stream: Any) -> Any:
+    """The stream with FFmpeg's error concealment off: a corrupt or cut frame fails, as Pillow fails on such a JPEG."""
+    stream.codec_context.options = {"err_detect": "explode"}
+    return stream
+
+
 def _decode_in_order(src: Any, keep: set[int]) -> tuple[dict[int, np.ndarray], int]:
     frames, decoded = {}, 0
     with av.open(src) as container:
-        for frame in container.decode(container.streams.video[0]):
+        for frame in container.decode(_strict(container.streams.video[0])):
             if decoded in keep:
+                check_pixels(frame.width, frame.height, "video frame")  # the size may change mid-stream
                 frames[decoded] = frame.to_ndarray(format="rgb24")
             decoded += 1
             if len(frames) == len(keep):
@@ -138,7 +196,7 @@ def _decode_seeking(src: Any, keep: set[int], times: tuple[list[int], list[int]]
     pts, keys = times
     frames, decoding, last = {}, None, None
     with av.open(src) as container:
-        stream = container.streams.video[0]
+        stream = _strict(container.streams.video[0])
         for index in sorted(keep):
             target, frame = pts[index], None
             if decoding is None or bisect_right(keys, target) > bisect_right(keys, last):
@@ -151,6 +209,7 @@ def _decode_seeking(src: Any, keep: set[int], times: tuple[list[int], list[int]]
                     break
             if frame is None or frame.pts != target:  # odd timestamps: decode in order instead
                 raise _SeekFailed
+            check_pixels(frame.width, frame.height, "video frame")
             frames[index], last = frame.to_ndarray(format="rgb24"), target
     return frames
 
@@ -217,6 +276,8 @@ def load_video(
         wanted(n, rate)
     else:
         frames, n, rate = decode_video(item, wanted)
+    h, w = frames[plan[0][0]].shape[:2]
+    check_resize(w, h, size)
     x = torch.from_numpy(np.stack([np.stack([frames[i] for i in idx]) for idx in plan]))  # (S, T, H, W, 3)
     return spatial_crops(scale_clips(x.permute(0, 4, 1, 2, 3), size), size, num_crops)
 

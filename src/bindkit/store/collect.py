@@ -5,7 +5,9 @@ Folders are walked recursively in sorted order; names starting with `.` are igno
 manifest's folder, or absolute) or, in JSONL only, an inline `text`; optional `modality` and `label`; any other
 fields are kept as metadata. A row may instead map kinds to paths in `files` (one instance in several modalities,
 as `bindkit.worlds.to_files` writes them); its `caption` then becomes an inline text item too. Files whose kind
-cannot be decided are returned as skipped, with the reason.
+cannot be decided, and anything that is not a regular file (FIFOs, sockets, devices, link loops), are returned as
+skipped, with the reason; files whose content could not be read to decide their kind as failed. In a walked folder,
+symbolic links that lead out of it are skipped unless `follow_links`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bindkit.store.detect import DetectError, detect_modality, is_manifest, normalize_kind
+from bindkit.data.limits import file_problem
+from bindkit.store.detect import DetectError, UnreadableFile, detect_modality, is_manifest, normalize_kind
 
 
 @dataclass
@@ -37,18 +40,51 @@ class Entry:
         return self.text if self.text is not None else Path(self.path)
 
 
-def _walk(folder: Path) -> list[Path]:
-    out = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
-    return out
+def _outside(link: Path, root: Path, follow_links: bool) -> str | None:
+    """Why a symbolic link under `root` is not followed (a loop, a dangling link, or out of the tree), or None."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError) as e:  # ELOOP (RuntimeError before Python 3.13) or a missing target
+        missing = isinstance(e, FileNotFoundError)
+        return "broken symbolic link (its target does not exist)" if missing else "symbolic link loop"
+    if not follow_links and not target.is_relative_to(root):
+        return f"symbolic link to {target}, outside {root}; not followed (pass --follow-links to follow it)"
+    return None
+
+
+def _walk(folder: Path, follow_links: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(files, skipped) under `folder`; links that leave it are followed only with `follow_links`, loops never."""
+    out, skipped, seen = [], [], {folder.resolve()}
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        keep = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            p = Path(root) / d
+            why = _outside(p, folder, follow_links) if p.is_symlink() else None
+            if why is None and p.resolve() in seen:
+                why = "symbolic link loop (a folder already walked)"
+            if why:
+                skipped.append((str(p), why))
+                continue
+            seen.add(p.resolve())
+            keep.append(d)
+        dirs[:] = keep
+        for f in sorted(f for f in files if not f.startswith(".")):
+            p = Path(root) / f
+            why = _outside(p, folder, follow_links) if p.is_symlink() else None
+            skipped += [(str(p), why)] if why else []
+            out += [] if why else [p]
+    return out, skipped
 
 
 def _file_entry(path: Path, source: str, override: str | None, row: dict[str, Any]) -> Entry:
-    if not path.is_file():
-        raise DetectError("file not found")
-    kind = normalize_kind(row["modality"]) if row.get("modality") else detect_modality(path, override)
+    if reason := file_problem(path):  # the real reason: a FIFO, a device, a link loop, missing...
+        raise DetectError(reason)
+    try:
+        kind = normalize_kind(row["modality"]) if row.get("modality") else detect_modality(path, override)
+    except DetectError:
+        raise
+    except Exception as e:  # any other failure while looking at the content is this file's, not the run's
+        raise UnreadableFile(f"{type(e).__name__}: {e}") from e
     label = str(row.get("label", "") or "")
     meta = {
         k: v for k, v in row.items() if k not in ("path", "modality", "label", "text") and v not in ("", None)
@@ -109,11 +145,16 @@ def _from_manifest(manifest: Path, override: str | None) -> tuple[list[Entry], l
 
 
 def collect(
-    paths: list[str | Path], modality: str | None = None
-) -> tuple[list[Entry], list[tuple[str, str]], list[str]]:
-    """(entries, skipped (item, reason), roots) for folders, files and manifests; entries unique by path."""
+    paths: list[str | Path], modality: str | None = None, follow_links: bool = False
+) -> tuple[list[Entry], list[tuple[str, str]], list[str], list[tuple[str, str]]]:
+    """(entries, skipped, roots, failed) for folders, files and manifests; entries unique by path.
+
+    `skipped` (item, reason): not embeddable (unknown or ambiguous kind, missing, not a regular file, a link not
+    followed); `failed` (item, reason): files whose content could not be read while deciding their kind.
+    """
     entries: dict[str, Entry] = {}
     skipped: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
     roots: list[str] = []
     for given in paths:
         p = Path(given).expanduser().resolve()
@@ -129,12 +170,19 @@ def collect(
             skipped += bad
             entries.update((e.path, e) for e in found)
             continue
-        for f in _walk(p) if p.is_dir() else [p]:
+        files, not_followed = _walk(p, follow_links) if p.is_dir() else ([p], [])
+        skipped += not_followed
+        for f in files:
+            if reason := file_problem(f):  # before anything opens it: a FIFO would block
+                skipped.append((str(f), reason))
+                continue
             if f != p and is_manifest(f):
                 skipped.append((str(f), "a manifest inside a folder; pass it as an argument to use it"))
                 continue
             try:
                 entries.setdefault(str(f), _file_entry(f, str(p), modality, {}))
+            except UnreadableFile as e:
+                failed.append((str(f), str(e)))
             except DetectError as e:
                 skipped.append((str(f), str(e)))
-    return list(entries.values()), skipped, roots
+    return list(entries.values()), skipped, roots, failed

@@ -16,10 +16,7 @@ A file's *kind* is one of `KINDS` (image and video are both embedded by the visi
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
-
-import numpy as np
 
 KINDS = ("image", "video", "text", "audio", "depth", "thermal", "imu")
 ENCODER = {"image": "vision", "video": "vision"}  # kind -> encoder name where they differ
@@ -47,6 +44,10 @@ MANIFEST_EXT = (".jsonl",)  # a `.csv` is a manifest when its header names a `pa
 
 class DetectError(ValueError):
     """A file's modality could not be decided; the message says why and how to resolve it."""
+
+
+class UnreadableFile(DetectError):
+    """The file's content could not be read to decide its kind (not a regular file, corrupt, over a limit)."""
 
 
 def encoder_of(kind: str) -> str:
@@ -91,13 +92,21 @@ def _hint(path: Path, candidates: tuple[str, ...]) -> str | None:
 
 
 def _picture_kind(path: Path) -> str:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from bindkit.data.errors import ItemError
+    from bindkit.data.limits import check_file, open_picture
 
     try:
-        with Image.open(path) as img:  # reads the header only
+        check_file(path)  # a non-empty regular file: never open a FIFO or device, it would block
+        with open(path, "rb") as f, open_picture(f) as img:  # the header only, checked against the pixel cap
             mode = img.mode
-    except (UnidentifiedImageError, OSError) as e:
-        raise DetectError(f"not a readable picture ({e})") from e
+    except ItemError as e:
+        raise UnreadableFile(str(e)) from e
+    except UnidentifiedImageError as e:
+        raise UnreadableFile(f"not a readable picture ({e})") from e
+    except Exception as e:  # Pillow's header parsers raise many types; each is this file's problem, not the run's
+        raise UnreadableFile(f"not a readable picture ({type(e).__name__}: {e})") from e
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raise DetectError(
             f"ambiguous: a single-channel {mode} picture may be depth or thermal; put it under a folder named "
@@ -107,15 +116,14 @@ def _picture_kind(path: Path) -> str:
 
 
 def _array_shape(path: Path) -> tuple[int, ...]:
+    from bindkit.data.errors import ItemError
+    from bindkit.data.limits import array_header, check_file
+
     try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                if not npz.files:
-                    raise DetectError("empty .npz archive")
-                return tuple(npz[npz.files[0]].shape)
-        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DetectError(f"not a readable numpy array ({e})") from e
+        check_file(path)
+        return array_header(path)[0]  # the first array's header only: nothing is decompressed or loaded
+    except ItemError as e:
+        raise UnreadableFile(str(e)) from e
 
 
 def _array_kind(path: Path) -> str:

@@ -251,10 +251,13 @@ def _gather(items: list, world: int) -> list:
 def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, modality: str | None = None,
                 batch_size: int = 32, table: str | None = None, device: str | torch.device | None = None,
                 index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
-                distributed: bool | None = None, backend: str = "torch") -> EmbedReport:  # fmt: skip
+                distributed: bool | None = None, follow_links: bool = False, backend: str = "torch",
+                ) -> EmbedReport:  # fmt: skip
     """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring.
 
-    `backend` runs a model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`)."""
+    Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`. `backend` runs a
+    model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`).
+    """
     t0 = time.perf_counter()
     rank, world = _dist(distributed)
     if (
@@ -266,13 +269,14 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None
     if rank == 0:
-        entries, report.skipped, roots = collect(list(paths), modality)
+        entries, report.skipped, roots, unreadable = collect(list(paths), modality, follow_links)
         work = plan(store, entries, roots)
         # ranks append concurrently, so the old rows of changed files go first (they are re-added below)
         store.delete(work["stale"] + (work["changed"] if world > 1 else []))
         _touch(store, work["touch"])
-        report.total, report.unchanged = len(entries), work["unchanged"]
-        report.updated, report.deleted, report.failed = len(work["touch"]), len(work["stale"]), work["failed"]
+        report.total, report.unchanged = len(entries) + len(unreadable), work["unchanged"]
+        report.updated, report.deleted = len(work["touch"]), len(work["stale"])
+        report.failed = unreadable + work["failed"]
     todo = _share(work["todo"] if work else None, rank, world)
     desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
     failed = embed_entries(

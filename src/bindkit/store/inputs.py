@@ -36,16 +36,20 @@ def loader_call(kind: str, enc: EncoderConfig) -> tuple[Any, dict[str, Any]]:
 def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
     """Text items -> (texts, their input positions, `Skipped` for unreadable or empty files). Strings stay."""
     from bindkit.data.errors import Skipped
+    from bindkit.data.limits import read_file
 
     texts, keep, bad = [], [], []
     for i, item in enumerate(items):
         try:
-            text = item.read_text(encoding="utf-8").strip() if isinstance(item, Path) else item
-        except (OSError, UnicodeDecodeError) as e:
+            text = read_file(item).decode("utf-8").strip() if isinstance(item, Path) else item  # size-capped
+        except (ValueError, UnicodeDecodeError) as e:  # ItemError (a ValueError): not a regular file, too big
             bad.append(Skipped(i, str(item), f"unreadable text file ({e})"))
             continue
         if isinstance(text, str) and not text.strip():
             bad.append(Skipped(i, str(item), "empty text"))
+            continue
+        if isinstance(text, str) and "\x00" in text:  # valid UTF-8, but a binary file: never embed it as text
+            bad.append(Skipped(i, str(item), "binary data (NUL bytes), not text"))
             continue
         texts.append(text)
         keep.append(i)
