@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from bindkit.config import ImageBindConfig, canonical
-from bindkit.model import ImageBind
+from bindkit.config import EncoderConfig, ImageBindConfig, canonical
+from bindkit.model import STEMS, ImageBind
 from bindkit.runtime.export import (
     CLIPPED,
     MANIFEST,
@@ -31,11 +32,25 @@ BACKENDS = ("torch", "openvino", "onnxruntime")
 _PACKAGE = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 
 
-def to_graph_input(stems: ImageBind, modality: str, x: torch.Tensor) -> np.ndarray:
-    """Check `x` as the PyTorch model would (same errors), then lay it out as the exported graph's input."""
-    enc = stems.encoder(modality)
-    enc.stem.validate(x)  # type: ignore[operator]  # the PyTorch stem's checks: shape, dtype, token ids
-    cfg = enc.cfg
+def stem_checks(config: ImageBindConfig) -> dict[str, nn.Module]:
+    """Each encoder's PyTorch stem, holding only its config: its `validate` reads nothing else, so nothing is
+    allocated (not even on the meta device, whose first use costs seconds of imports)."""
+    out = {}
+    for m, cfg in config.encoders.items():
+        stem = STEMS[m].__new__(STEMS[m])
+        nn.Module.__init__(stem)
+        stem.__dict__["cfg"] = cfg  # a plain attribute, as the stem's __init__ sets it
+        out[m] = stem
+    return out
+
+
+def to_graph_input(model: ImageBind | dict[str, nn.Module], modality: str, x: torch.Tensor) -> np.ndarray:
+    """Check `x` as the PyTorch model would (same errors), then lay it out as the exported graph's input.
+
+    `model` is an `ImageBind` or `stem_checks(config)`."""
+    stem = model[modality] if isinstance(model, dict) else model.encoder(modality).stem
+    stem.validate(x)  # type: ignore[operator]  # the PyTorch stem's checks: shape, dtype, token ids
+    cfg: EncoderConfig = stem.cfg  # type: ignore[assignment]
     size = tuple(cfg.input_shape[-2:]) if modality in ("vision", "depth", "thermal") else None
     if size is not None and tuple(x.shape[-2:]) != size:
         raise ValueError(f"{modality}: exported encoders take {size[0]}x{size[1]} inputs, got "
@@ -60,8 +75,7 @@ class RuntimeModel:
         self.config = ImageBindConfig.from_dict(manifest["config"]).select(list(runners))
         self.fingerprint: str = manifest["fingerprint"]
         self.store_key: str | None = manifest.get("store_key")  # the store table of the weights (store.model_key)
-        with torch.device("meta"):
-            self._stems = ImageBind(self.config)  # for the input checks only: no weights are allocated
+        self._stems = stem_checks(self.config)  # for the input checks only
 
     @property
     def modalities(self) -> tuple[str, ...]:
