@@ -29,7 +29,7 @@ def _inputs(cfg, b=3, seed=1):
         v = cfg.encoders["vision"]
         x["video"] = torch.randn(b, 2, 3, v.kernel[0], *v.input_shape[1:], generator=g)
     if "audio" in cfg.encoders:
-        x["audio"] = torch.randn(b, 2, *cfg.encoders["audio"].input_shape, generator=g)  # 2 clips per item
+        x["audio"] = torch.randn(b, 3, *cfg.encoders["audio"].input_shape, generator=g)  # 3 clips (exported with 2)
     if "text" not in cfg.encoders:
         return x
     ids = torch.randint(1, 49000, (b, cfg.encoders["text"].input_shape[0]), generator=g)
