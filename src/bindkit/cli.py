@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +31,10 @@ def _convert(a: argparse.Namespace) -> None:
 def _configs(a: argparse.Namespace) -> None:
     import json
 
+    from bindkit.demo.settings import register_demo_config
     from bindkit.registry import get_config, list_configs
 
+    register_demo_config()
     for name in list_configs():
         cfg = get_config(name)
         print(name if not a.verbose else json.dumps(cfg.to_dict(), indent=1))
@@ -83,12 +87,12 @@ def _search(a: argparse.Namespace) -> None:
     queries = [("text", t, 1.0) for t in a.text] + [("file", f, 1.0) for f in a.file]
     if a.weight:
         if len(a.weight) != len(queries):
-            raise SystemExit(
-                f"--weight given {len(a.weight)} times for {len(queries)} queries (texts, then files)"
+            raise ValueError(
+                f"--weight has {len(a.weight)} values for {len(queries)} queries (texts, then files)"
             )
         queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
     if not queries:
-        raise SystemExit("give at least one --text or --file query")
+        raise ValueError("give at least one --text or --file query")
     kinds = a.modalities.split(",") if a.modalities else None
     for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where, backend=a.backend):
         print(f"{h.score:.4f}  {h.modality:8s} {h.path}")
@@ -98,7 +102,7 @@ def _serve(a: argparse.Namespace) -> None:
     from bindkit.serve import serve
 
     serve(host=a.host, port=a.port, model_dir=a.model, store_dir=a.store, token=a.token, data=a.data or None,
-          demo_run=a.demo_run, backend=a.backend)  # fmt: skip
+          demo_run=a.demo_run, allowed_hosts=a.allow_host or None, backend=a.backend)  # fmt: skip
 
 
 def _export(a: argparse.Namespace) -> None:
@@ -108,18 +112,27 @@ def _export(a: argparse.Namespace) -> None:
 
 
 def _demo(a: argparse.Namespace) -> None:
-    from bindkit.demo.run import run_demo
+    from bindkit.demo.run import apps_only, run_demo
 
-    result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress)
+    if a.on_run:
+        result = apps_only(a.on_run)
+    else:
+        result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
+                          apps=True if a.apps else None)  # fmt: skip
     print(result.report_md.read_text())
     print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="a smaller world and shorter training (about 2 minutes)")
+    p.add_argument(
+        "--quick", action="store_true", help="a smaller world and shorter training (about 2 minutes)"
+    )
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--apps", action="store_true", help="run the applications stage (on by default in the full preset)")
+    p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
+                   help="only run the applications stage on an existing run directory, and update its report")
 
 
 def _args_example(p: argparse.ArgumentParser) -> None:
@@ -136,9 +149,8 @@ def _args_download(p: argparse.ArgumentParser) -> None:
 def _args_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
-    p.add_argument(
-        "--config", default=None, help="registered config of an official .pth (default imagebind_huge)"
-    )
+    p.add_argument("--config", default=None, help="for a .pth: a registered config name or a config.json "
+                   "(default: the .config.json bindkit wrote beside it, else imagebind_huge)")  # fmt: skip
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -203,11 +215,12 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])
     p.add_argument("--file", action="append", default=[])
-    p.add_argument("--weight", type=float, action="append", default=[],
-                   help="one weight per query, texts first then files (embedding arithmetic)")  # fmt: skip
+    p.add_argument("--weight", type=float, action="extend", nargs="+", default=[],
+                   help="one weight per query, texts first then files (embedding arithmetic): "
+                   "--weight 0.5 1 or --weight 0.5 --weight 1")  # fmt: skip
     p.add_argument("--modalities", help="comma-separated kinds to return, e.g. image,depth")
     p.add_argument("--where", help="a metadata filter, e.g. \"label = '7'\"")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_positive, default=10, help="how many results (at least 1)")
 
 
 def _args_serve(p: argparse.ArgumentParser) -> None:
@@ -217,6 +230,8 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path)
     p.add_argument("--store", type=Path)
     p.add_argument("--token")
+    p.add_argument("--allow-host", action="append", help="a Host name clients use (repeatable); default: "
+                   "loopback names without --token, any name with it (docs/search.md)")  # fmt: skip
     p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
 
@@ -238,6 +253,54 @@ def _args_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-items", type=int, default=300, help="int8: calibration items per modality")
 
 
+def _locate(a: argparse.Namespace) -> None:
+    import json
+
+    from bindkit.apps.files import run_locate
+
+    file, modality = (a.audio, "audio") if a.audio else (a.file, a.modality)
+    answer = run_locate(a.model, a.image, a.out, text=a.text, file=file, modality=modality, size=a.size,
+                        threshold=a.threshold, method=a.method)  # fmt: skip
+    print(json.dumps({k: answer[k] for k in ("peak", "boxes")}))
+
+
+def _args_locate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
+    p.add_argument("--image", required=True)
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--audio", help="a sound file to find")
+    q.add_argument("--text", help="a text to find")
+    q.add_argument("--file", help="a file of any modality to find (kind detected, or --modality)")
+    p.add_argument("--modality", help="the --file's modality where detection is ambiguous (e.g. thermal)")
+    p.add_argument("--out", required=True, type=Path, help="folder for <image>.locate.png and .json")
+    p.add_argument("--size", type=int, help="model pixels per side (default: the model's input size)")
+    p.add_argument("--threshold", type=float, default=0.5, help="box threshold, a share of the map's range")
+    p.add_argument("--method", default="value", choices=("value", "value-mlp", "tokens", "local", "crops"),
+                   help="dense method (bindkit.dense): value = one pass (CLIP-scale models); crops = sliding crops")
+
+
+def _detect(a: argparse.Namespace) -> None:
+    import json
+
+    from bindkit.apps.files import run_detect
+
+    texts = [t.strip() for t in a.classes.split(",") if t.strip()] if a.classes is not None else None
+    answer = run_detect(a.model, a.detector, a.image, a.out, texts=texts, files=a.class_file or None,
+                        threshold=a.threshold)  # fmt: skip
+    print(json.dumps(answer["detections"]))
+
+
+def _args_detect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the bindkit model folder the detector was trained on")
+    p.add_argument("--detector", required=True, help="a detector folder (a detector run's detector/)")
+    p.add_argument("--image", required=True)
+    p.add_argument("--classes", help="comma-separated class texts replacing the detector's classes")
+    p.add_argument("--class-file", action="append", metavar="NAME=PATH",
+                   help="a class given by a file of any modality (a spoken word, an IMU trace...); repeatable")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="folder for <image>.detect.png and .json")
+    p.add_argument("--threshold", type=float, default=0.3, help="minimum score (objectness x class probability)")
+
+
 def _args_configs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
 
@@ -252,9 +315,18 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("embed", _embed, _args_embed, "embed files of any modality into a LanceDB store (resumable, idempotent)"),
     ("search", _search, _args_search, "query a store with text, files of any modality, or a weighted sum of them"),
     ("serve", _serve, _args_serve, "the search service and web page (default: the latest demo run)"),
+    ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
+    ("detect", _detect, _args_detect, "detect with a detector whose classes can be texts or files of any modality"),
     ("configs", _configs, _args_configs, "list the registered model configs"),
     ("export", _export, _args_export, "export encoders to ONNX or OpenVINO (fp32, bf16, int8) with a manifest"),
 ]  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,15 +334,40 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="bindkit", description="ImageBind: one embedding space for six modalities."
     )
+    debug = dict(action="store_true", help="show the traceback of an error")
+    ap.add_argument("--debug", **debug)  # type: ignore[arg-type]
     sub = ap.add_subparsers(dest="command", required=True)
     for name, fn, add_args, help_ in COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(fn=fn)
+        p.add_argument("--debug", default=argparse.SUPPRESS, **debug)  # type: ignore[arg-type]
         add_args(p)
     return ap
 
 
+# Errors a user can cause and fix (bad arguments, unreadable or missing files, refusals, no network); anything
+# else is a bug and keeps its traceback. LoadError and DetectError are ValueErrors; URLError is an OSError.
+EXPECTED_ERRORS = (ValueError, OSError, KeyError)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `bindkit` command."""
+    """Entry point of the `bindkit` command: expected errors are one line on stderr and exit status 1."""
     args = build_parser().parse_args(argv)
-    args.fn(args)
+    try:
+        args.fn(args)
+        sys.stdout.flush()  # a closed pipe (`bindkit configs | head -1`) fails here, inside the handler
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        raise SystemExit(141) from None  # 128 + SIGPIPE, as a shell reports a killed writer
+    except EXPECTED_ERRORS as e:
+        if args.debug:
+            raise
+        reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"bindkit: error: {_one_line(str(reason))}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _one_line(text: str) -> str:
+    """A message of several lines (a LoadError lists one bad item per line) as one line, items joined by '; '."""
+    head, *items = text.splitlines() or [""]
+    return " ".join([head, "; ".join(line.strip() for line in items if line.strip())]).strip()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bindkit.config import ImageBindConfig
-from bindkit.data import NORMALIZATION_FITTERS
+from bindkit.data import normalization_fitters
 from bindkit.worlds import DigitsWorld, Instances, to_model_inputs
 
 TEST_MODALITIES = ("image", "video", "audio", "depth", "thermal", "imu", "text")
@@ -68,7 +68,7 @@ def build_data(config: ImageBindConfig, n_anchor: int, n_train: int, n_test: int
         train, {m: shapes[m] for m in ("audio", "depth", "thermal", "imu")}, audio_kwargs=audio
     )
     preprocess = {"audio": dict(audio), "imu": {"duration": world.window_seconds}, "vision": video_options(world)}
-    for m, fit in NORMALIZATION_FITTERS.items():
+    for m, fit in normalization_fitters().items():
         stats = fit(tr[m])
         preprocess[m] = {**preprocess.get(m, {}), **stats}
         tr[m] = normalize(tr[m], stats)

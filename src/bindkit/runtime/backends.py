@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.model import STEMS, ImageBind
@@ -32,25 +31,19 @@ BACKENDS = ("torch", "openvino", "onnxruntime")
 _PACKAGE = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 
 
-def stem_checks(config: ImageBindConfig) -> dict[str, nn.Module]:
-    """Each encoder's PyTorch stem, holding only its config: its `validate` reads nothing else, so nothing is
-    allocated (not even on the meta device, whose first use costs seconds of imports)."""
-    out = {}
-    for m, cfg in config.encoders.items():
-        stem = STEMS[m].__new__(STEMS[m])
-        nn.Module.__init__(stem)
-        stem.__dict__["cfg"] = cfg  # a plain attribute, as the stem's __init__ sets it
-        out[m] = stem
-    return out
+def stem_checks(config: ImageBindConfig) -> dict[str, Any]:
+    """Each encoder's PyTorch stem on the meta device (no weights allocated), for its `validate`."""
+    with torch.device("meta"):
+        return {m: STEMS[m](cfg) for m, cfg in config.encoders.items()}
 
 
-def to_graph_input(model: ImageBind | dict[str, nn.Module], modality: str, x: torch.Tensor) -> np.ndarray:
+def to_graph_input(model: ImageBind | dict[str, Any], modality: str, x: torch.Tensor) -> np.ndarray:
     """Check `x` as the PyTorch model would (same errors), then lay it out as the exported graph's input.
 
     `model` is an `ImageBind` or `stem_checks(config)`."""
-    stem = model[modality] if isinstance(model, dict) else model.encoder(modality).stem
-    stem.validate(x)  # type: ignore[operator]  # the PyTorch stem's checks: shape, dtype, token ids
-    cfg: EncoderConfig = stem.cfg  # type: ignore[assignment]
+    stem: Any = model[modality] if isinstance(model, dict) else model.encoder(modality).stem
+    stem.validate(x)  # the PyTorch stem's checks: shape, dtype, token ids
+    cfg: EncoderConfig = stem.cfg
     size = tuple(cfg.input_shape[-2:]) if modality in ("vision", "depth", "thermal") else None
     if size is not None and tuple(x.shape[-2:]) != size:
         raise ValueError(f"{modality}: exported encoders take {size[0]}x{size[1]} inputs, got "

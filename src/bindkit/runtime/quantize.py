@@ -49,14 +49,14 @@ def file_calibration(model: ImageBind, paths: list[Path], items: int) -> Callabl
 
     def batches(modality: str) -> list[torch.Tensor]:
         from bindkit.data import load
-        from bindkit.data.dataset import EXTENSIONS, iter_files
+        from bindkit.data.dataset import iter_files
 
         kind = {"vision": "image"}.get(modality, modality)
-        if kind not in EXTENSIONS:
+        if kind == "text":
             return world_calibration(model, items)(modality)
         files: list[Path] = []
         for p in map(Path, paths):
-            files += list(iter_files(p, kind)) if p.is_dir() else [p] * (p.suffix.lower() in EXTENSIONS[kind])
+            files += list(iter_files(p, kind)) if p.is_dir() else [p]  # a named file: the loader checks it
         if not files:
             raise ValueError(f"no {kind} files under {[str(p) for p in paths]} to calibrate the {modality} encoder")
         return _graph_batches(model, modality, load(kind, files, config=model.config))

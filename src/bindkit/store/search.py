@@ -15,12 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from bindkit.store.detect import KINDS, detect_modality, encoder_of, normalize_kind
+from bindkit.store.detect import detect_modality, encoder_of, kinds, normalize_kind
 from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
 from bindkit.store.store import NPROBES, REFINE_FACTOR, Hit, Store
 
-QUERY_KINDS = ("text", "file", "id", "vector", "vision", *KINDS)
+
+def query_kinds() -> tuple[str, ...]:
+    """Kinds of query term: text, file, id, vector, or a modality name (`vision` means image)."""
+    return ("text", "file", "id", "vector", "vision", *kinds())
 
 
 class QueryError(ValueError):
@@ -42,8 +45,8 @@ def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
 
 def embed_query(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
     """The embedding of one query term (see the module docstring for the kinds)."""
-    if kind not in QUERY_KINDS:
-        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(QUERY_KINDS)}")
+    if kind not in query_kinds():
+        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(query_kinds())}")
     if kind == "vector":
         return np.asarray(value, dtype=np.float32)
     if kind == "id":
@@ -85,6 +88,10 @@ def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, floa
     """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default).
 
     `backend` runs a model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`)."""
+    if k < 1:
+        raise QueryError(f"k must be at least 1, got {k}")
+    if "://" not in str(store_dir) and not Path(store_dir).is_dir():  # a local store: never create it by reading
+        raise FileNotFoundError(f"{store_dir}: no store there (make one with `bindkit embed`)")
     model = as_model(model, backend=backend)
     store = Store.for_model(store_dir, model, table, create=False)
     vec = query_vector(model, store, queries)
