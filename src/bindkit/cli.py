@@ -68,7 +68,8 @@ def _embed(a: argparse.Namespace) -> None:
     with distributed("gloo") as ranks:  # under torchrun: rank 0 plans, every rank embeds its share
         report = embed_paths(a.paths, a.store, a.model, modality=a.modality, batch_size=a.batch_size,
                              device=a.device or ranks.device(), progress=not a.no_progress,
-                             follow_links=a.follow_links, rank=ranks.rank, world=ranks.world)  # fmt: skip
+                             follow_links=a.follow_links, rank=ranks.rank, world=ranks.world,
+                             backend=a.backend)  # fmt: skip
     if ranks.rank == 0:
         print(report.summary())
 
@@ -86,7 +87,7 @@ def _search(a: argparse.Namespace) -> None:
     if not queries:
         raise ValueError("give at least one --text or --file query")
     kinds = a.modalities.split(",") if a.modalities else None
-    for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where):
+    for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where, backend=a.backend):
         print(f"{h.score:.4f}  {h.modality:8s} {h.path}")
 
 
@@ -94,7 +95,13 @@ def _serve(a: argparse.Namespace) -> None:
     from bindkit.serve import serve
 
     serve(host=a.host, port=a.port, model=a.model, store_dir=a.store, token=a.token, data=a.data or None,
-          demo_run=a.demo_run, allowed_hosts=a.allow_host or None)  # fmt: skip
+          demo_run=a.demo_run, allowed_hosts=a.allow_host or None, backend=a.backend)  # fmt: skip
+
+
+def _export(a: argparse.Namespace) -> None:
+    from bindkit.runtime.export import export_path
+
+    print(export_path(a.model, a.out, a.format, a.modalities, a.precision, a.calibration, a.calibration_items))
 
 
 def _generate(a: argparse.Namespace) -> None:
@@ -184,6 +191,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
 
 
 def _args_embed(p: argparse.ArgumentParser) -> None:
+    _backend(p)
     p.add_argument("paths", nargs="+", help="files, folders or manifests (.jsonl/.csv)")
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/) or an official .pth")
@@ -196,6 +204,7 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:
+    _backend(p)
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])
@@ -209,6 +218,7 @@ def _args_search(p: argparse.ArgumentParser) -> None:
 
 
 def _args_serve(p: argparse.ArgumentParser) -> None:
+    _backend(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires --token")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", type=Path)
@@ -218,6 +228,23 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
                    "loopback names without --token, any name with it (docs/search.md)")  # fmt: skip
     p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
+
+
+def _backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["torch", "openvino", "onnxruntime"], default="torch",
+                   help="run the model on PyTorch, or compiled once (cached) on OpenVINO / ONNX Runtime")  # fmt: skip
+
+
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="a bindkit model folder, or an official .pth (imagebind_huge)")
+    p.add_argument("out", type=Path, help="the export folder (one file per encoder and manifest.json)")
+    p.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
+    p.add_argument("--modalities", nargs="+", help="encoders to export (default: all)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="onnx: fp32 only; openvino: bf16 compute, or int8 trunks (NNCF, calibrated)")  # fmt: skip
+    p.add_argument("--calibration", nargs="+", type=Path,
+                   help="int8: files or folders of the exported modalities (default: the demo's digits world)")  # fmt: skip
+    p.add_argument("--calibration-items", type=int, default=300, help="int8: calibration items per modality")
 
 
 def _locate(a: argparse.Namespace) -> None:
@@ -310,6 +337,7 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
     ("detect", _detect, _args_detect, "detect with a detector whose classes can be texts or files of any modality"),
     ("configs", _configs, _args_configs, "list the registered model configs"),
+    ("export", _export, _args_export, "export encoders to ONNX or OpenVINO (fp32, bf16, int8) with a manifest"),
 ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -16,6 +17,9 @@ from bindkit.checkpoint import CONFIG, WEIGHTS, load_model, load_official_checkp
 from bindkit.config import ImageBindConfig, canonical
 from bindkit.model import ImageBind
 from bindkit.registry import get_config, list_configs
+
+if TYPE_CHECKING:
+    from bindkit.runtime.backends import RuntimeModel
 
 ModelSpec = ImageBind | str | Path
 
@@ -62,3 +66,18 @@ def spec_kind(spec: str | Path) -> str:
         return "config"
     raise FileNotFoundError(f"{spec}: neither a registered config ({', '.join(list_configs())}), a bindkit model "
                             "folder nor an official checkpoint file")  # fmt: skip
+
+
+def load_for(spec: ModelSpec | RuntimeModel, backend: str = "torch",
+             device: str | torch.device | None = None) -> ImageBind | RuntimeModel:  # fmt: skip
+    """`load` on the torch backend; a model folder's encoders on OpenVINO or ONNX Runtime otherwise (`load_model`).
+
+    A model already loaded on a runtime (`bindkit.runtime.backends.RuntimeModel`) is returned as it is.
+    """
+    if not isinstance(spec, (str, Path, torch.nn.Module)):
+        return spec  # already on a runtime
+    if backend == "torch":
+        return load(spec, device=device)
+    if isinstance(spec, torch.nn.Module) or spec_kind(spec) != "folder":
+        raise ValueError(f"backend {backend!r} runs a bindkit model folder or a `bindkit export` folder, not {spec!r}")
+    return load_model(Path(spec).expanduser(), device=device or "cpu", backend=backend)

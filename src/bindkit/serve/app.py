@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
@@ -34,7 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from bindkit.modalities import spec as modality_spec
 from bindkit.modalities import specs as modality_specs
 from bindkit.model import ImageBind
-from bindkit.resolve import load
+from bindkit.resolve import load_for
 from bindkit.serve.batch import Batcher, Busy
 from bindkit.serve.guard import Guard
 from bindkit.serve.heatmap import add_heatmap_route
@@ -45,6 +45,9 @@ from bindkit.store.detect import DetectError, detect_modality, encoder_of, kinds
 from bindkit.store.inputs import load_inputs
 from bindkit.store.search import QueryError, embed_query
 from bindkit.store.store import Hit, Store, quote
+
+if TYPE_CHECKING:
+    from bindkit.runtime.backends import RuntimeModel
 
 STATIC = Path(__file__).parent / "static"
 MAX_K = 100
@@ -94,8 +97,8 @@ def _hit_json(h: Hit) -> dict[str, Any]:
 class Service:
     """The loaded model and store, the service's limits and the batcher that runs the model."""
 
-    def __init__(self, model: ImageBind | str | Path, store_dir: str | Path, table: str | None, limits: Limits):
-        self.model = load(model)
+    def __init__(self, model: ImageBind | RuntimeModel | str | Path, store_dir: str | Path, table: str | None, limits: Limits):
+        self.model = load_for(model)
         # refresh_s: rows written by a concurrent `bindkit embed` show up within seconds
         self.store = Store.for_model(store_dir, self.model, table, refresh_s=5.0)
         self.limits = limits
@@ -196,7 +199,7 @@ def _finite(**weights: float) -> tuple[float, ...]:
     return tuple(weights.values())
 
 
-def create_app(model: ImageBind | str | Path, store_dir: str | Path, token: str | None = None, table: str | None = None,
+def create_app(model: ImageBind | RuntimeModel | str | Path, store_dir: str | Path, token: str | None = None, table: str | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES, limits: Limits | None = None,
                allowed_hosts: list[str] | None = None) -> FastAPI:  # fmt: skip
     """The service for a model (a folder from `save_model`, or a loaded `ImageBind`) and a store folder or URI.

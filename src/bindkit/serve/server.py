@@ -33,12 +33,13 @@ def check_binding(host: str, token: str | None) -> None:
 
 def build_app(model: ImageBind | str | Path | None = None, store_dir: str | Path | None = None, token: str | None = None,
               table: str | None = None, data: list[str | Path] | None = None, demo_run: str | Path | None = None,
-              progress: bool = True, **app_kwargs: Any) -> Any:  # fmt: skip
+              progress: bool = True, backend: str = "torch", **app_kwargs: Any) -> Any:  # fmt: skip
     """The app `serve` runs: embeds `data` (folders or manifests) into the store first, only new or changed files.
 
     Without `model`, the demo run `demo_run` (default: the latest) gives the model, the store and its test split.
+    `backend` runs the model on OpenVINO or ONNX Runtime (`bindkit.load_model`).
     """
-    from bindkit.resolve import load
+    from bindkit.resolve import load_for
     from bindkit.serve.app import create_app
     from bindkit.store.embed import embed_paths
 
@@ -50,20 +51,20 @@ def build_app(model: ImageBind | str | Path | None = None, store_dir: str | Path
         data = data or [*demo_data]
     if store_dir is None:
         raise ValueError("give store_dir (a folder or a LanceDB URI) with model")
-    model = load(model)
+    net = load_for(model, backend)
     if data:
-        print(embed_paths(list(data), store_dir, model, table=table, progress=progress).summary())
-    return create_app(model, store_dir, token=token, table=table, **app_kwargs)
+        print(embed_paths(list(data), store_dir, net, table=table, progress=progress).summary())
+    return create_app(net, store_dir, token=token, table=table, **app_kwargs)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, model: ImageBind | str | Path | None = None,
           store_dir: str | Path | None = None, token: str | None = None, table: str | None = None,
           data: list[str | Path] | None = None, demo_run: str | Path | None = None, log_level: str = "info",
-          **app_kwargs: Any) -> None:  # fmt: skip
+          backend: str = "torch", **app_kwargs: Any) -> None:  # fmt: skip
     """Serve a model and store over HTTP (default: the latest demo run, its test split embedded on first start)."""
     import uvicorn
 
     check_binding(host, token)  # before anything is loaded
-    app = build_app(model, store_dir, token, table, data, demo_run, **app_kwargs)
+    app = build_app(model, store_dir, token, table, data, demo_run, backend=backend, **app_kwargs)
     print(f"bindkit: serving on http://{host}:{port}/" + (" (bearer token required)" if token else ""))
     uvicorn.run(app, host=host, port=port, log_level=log_level)

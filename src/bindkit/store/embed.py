@@ -20,18 +20,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 import bindkit.modalities as modalities
 from bindkit.model import ImageBind
-from bindkit.resolve import load
+from bindkit.resolve import load_for
 from bindkit.store.collect import Entry, collect
 from bindkit.store.detect import encoder_of
 from bindkit.store.inputs import load_inputs, per_item
 from bindkit.store.store import INDEX_MIN_ROWS, Store, item_id
+
+if TYPE_CHECKING:
+    from bindkit.runtime.backends import RuntimeModel
 
 
 @dataclass
@@ -162,7 +165,7 @@ def _write(
     if not keep:
         return failed
     name = encoder_of(batch[0][0].kind)
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
     try:
         vecs = model.encode({name: res.tensor.to(device)})[name].cpu().numpy()
     except Exception as err:  # e.g. an input the encoder rejects: listed, not fatal
@@ -226,20 +229,22 @@ def _gather(items: list, world: int) -> list:
     return [x for part in out for x in part]
 
 
-def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind | str | Path,
+def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind | RuntimeModel | str | Path,
                 modality: str | None = None, batch_size: int = 32, table: str | None = None,
                 device: str | torch.device | None = None, index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
-                follow_links: bool = False, rank: int = 0, world: int = 1) -> EmbedReport:  # fmt: skip
+                follow_links: bool = False, rank: int = 0, world: int = 1,
+                backend: str = "torch") -> EmbedReport:  # fmt: skip
     """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring.
 
     Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`. `rank`/`world`
-    place this process in a process group its entry point opened (`bindkit.process.distributed`).
+    place this process in a process group its entry point opened (`bindkit.process.distributed`). `backend` runs a
+    model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`).
     """
     t0 = time.perf_counter()
     if world > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         raise RuntimeError(f"world={world} needs an open process group: see bindkit.process.distributed()")
-    model = load(model, device=device)
-    store = Store.for_model(store_dir, model, table)
+    net = load_for(model, backend, device)
+    store = Store.for_model(store_dir, net, table)
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None
     if rank == 0:
@@ -254,7 +259,7 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind
     todo = _share(work["todo"] if work else None, rank, world)
     desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
     failed = embed_entries(
-        model, store, todo[rank::world], batch_size, progress and rank == 0, desc, world > 1
+        net, store, todo[rank::world], batch_size, progress and rank == 0, desc, world > 1
     )
     failed = _gather(failed, world)
     if rank == 0:
