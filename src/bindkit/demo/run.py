@@ -193,7 +193,7 @@ def apps_only(run_dir: Path, quick: bool = False) -> DemoResult:
 class Clock:
     """Wall time per stage, and the stage shown on the progress bar."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
     def stage(self, name: str, bar: tqdm):
