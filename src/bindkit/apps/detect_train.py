@@ -4,7 +4,8 @@ Run directory:
 
     config.json            DetectorTrainConfig and the feature geometry
     metrics.jsonl          one record per logged step (loss, class accuracy on object patches, ...)
-    checkpoints/latest/    detector + AdamW state + step + RNG, written every `checkpoint_every` steps (resume)
+    checkpoints/step_<n>/  detector + AdamW state + step + RNG, written every `checkpoint_every` steps (resume);
+                           checkpoints/latest names the newest (the trainer's layout, `bindkit.train.ckpt`)
     plots/                 loss.png, accuracy.png (`bindkit.train.plots`)
     detector/              the final detector: detector.safetensors + detector.json (load with `load_detector`)
 
@@ -16,6 +17,7 @@ regression on object patches. The encoder is frozen: its dense maps are computed
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from bindkit.apps.detect import Detector, box_iou, check_classes
+from bindkit.train.ckpt import (
+    latest_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    publish_checkpoint,
+    truncate_metrics,
+)
 
 FILES = ("detector.safetensors", "detector.json")
 
@@ -159,10 +168,8 @@ def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.
            ) -> tuple[int, torch.Generator]:  # fmt: skip
     """Resume from checkpoints/latest when present (same config), else start a fresh run directory."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    ck = run / "checkpoints" / "latest"
-    if (ck / "trainer.json").is_file():
-        from bindkit.train.ckpt import load_optimizer
-
+    ck = latest_checkpoint(run)
+    if ck is not None and (ck / "trainer.json").is_file():
         saved = json.loads((run / "config.json").read_text())
         if saved["config"] != json.loads(json.dumps(asdict(cfg))):
             raise ValueError(f"{run} holds a run with another config; use a new run directory")
@@ -170,7 +177,7 @@ def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.
         load_optimizer(opt, ck / "optimizer.safetensors")
         state = json.loads((ck / "trainer.json").read_text())
         gen.set_state(load_file(str(ck / "rng.safetensors"))["gen"])
-        _truncate(run / "metrics.jsonl", state["step"])
+        truncate_metrics(run / "metrics.jsonl", state["step"])
         return int(state["step"]), gen
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps({"config": asdict(cfg)}, indent=1))
@@ -179,12 +186,9 @@ def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.
 
 
 def _checkpoint(run: Path, det: Detector, opt: torch.optim.Optimizer, step: int, gen: torch.Generator) -> None:
-    """Write checkpoints/latest atomically (a temporary folder renamed into place)."""
-    import shutil
-
-    from bindkit.train.ckpt import optimizer_tensors
-
-    tmp, final = run / "checkpoints" / ".tmp", run / "checkpoints" / "latest"
+    """Write checkpoints/step_<n> atomically and point checkpoints/latest at it (the trainer's layout)."""
+    root = run / "checkpoints"
+    final, tmp = root / f"step_{step:08d}", root / f".step_{step:08d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({k: v.detach().contiguous() for k, v in det.state_dict().items()}, str(tmp / FILES[0]))
@@ -192,12 +196,4 @@ def _checkpoint(run: Path, det: Detector, opt: torch.optim.Optimizer, step: int,
     save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
     save_file({"gen": gen.get_state()}, str(tmp / "rng.safetensors"))
     (tmp / "trainer.json").write_text(json.dumps({"step": step}))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-
-
-def _truncate(path: Path, step: int) -> None:
-    """Drop metric records past `step` (logged by a run stopped after its last checkpoint)."""
-    if path.is_file():
-        keep = [x for x in path.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= step]
-        path.write_text("".join(x + "\n" for x in keep))
+    publish_checkpoint(tmp, final, keep=1)

@@ -37,7 +37,14 @@ from bindkit.train.build import (
     used_modalities,
 )
 from bindkit.train.cache import SHARD_ROWS, AnchorCache, fingerprint
-from bindkit.train.ckpt import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bindkit.train.ckpt import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    truncate_metrics,
+)
 from bindkit.train.config import TrainConfig, comparable, resolve
 from bindkit.train.data import FileHasher, FilePairs, PairDataset, TensorPairs, as_dataset
 from bindkit.train.lora import merge_lora, save_lora
@@ -376,7 +383,7 @@ class Trainer:
         """Train to `total` steps (or until stopped), writing metrics, checkpoints, plots and the final model."""
         rank0 = dist.rank() == 0
         if rank0:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
         bar = tqdm(total=self.total, initial=self.state["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=not (self.cfg.progress and rank0))  # fmt: skip
         prev = self._install_sigterm()
@@ -482,17 +489,6 @@ class Trainer:
             torch.distributed.destroy_process_group()
         return RunResult(self.run_dir, self.state["step"], self.total, stopped, checkpoint, model_dir, lora_path,
                          summary, self.model.eval())  # fmt: skip
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records past `step` (written by a run killed after its last checkpoint)."""
-    if path.is_file():
-        keep = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step
-        ]
-        path.write_text("".join(line + "\n" for line in keep))
 
 
 def train(config: TrainConfig | dict[str, Any] | str | Path, model: ImageBind | None = None) -> RunResult:
