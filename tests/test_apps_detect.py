@@ -136,4 +136,13 @@ def test_detect_cli_swaps_classes_and_rejects_bad_input(tmp_path, capsys):
         main(["detect", "--model", str(other), "--detector", str(folder), "--image", str(tmp_path / "i.png"),
               "--out", str(tmp_path / "other")])  # fmt: skip
     assert "fingerprint" in capsys.readouterr().err
-    assert not (tmp_path / "empty").exists() and not (tmp_path / "other").exists()
+    Image.new("RGB", (4, 4)).save(tmp_path / "small.png")
+    with pytest.raises(SystemExit):  # refused before the class texts are embedded
+        main(["detect", "--model", str(model_dir), "--detector", str(folder), "--image", str(tmp_path / "small.png"),
+              "--classes", "a seven", "--out", str(tmp_path / "small")])  # fmt: skip
+    assert "smaller than one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # every class checked before any is embedded
+        main([*args, "--classes", "a seven", "--class-file", f"x={tmp_path / 'missing.wav'}", "--out",
+              str(tmp_path / "missing")])  # fmt: skip
+    assert "missing.wav" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in ("empty", "other", "small", "missing"))
