@@ -34,6 +34,7 @@ from bindkit.train.ckpt import (
     publish_checkpoint,
     truncate_metrics,
 )
+from bindkit.train.optim import lr_factor
 
 FILES = ("detector.safetensors", "detector.json")
 
@@ -137,12 +138,27 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
     opt = torch.optim.AdamW(det.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     cls, tgt = patch_targets(boxes, labels, dense.shape[1], dense.shape[2], det.stride, det.patch)
     step, gen = _start(run, cfg, det, opt)
-    end = min(cfg.steps, stop_after or cfg.steps)
+    step = _steps(run, cfg, det, opt, gen, step, min(cfg.steps, stop_after or cfg.steps), (dense, cls, tgt))
+    if step < cfg.steps:
+        return det.eval(), None
+    from bindkit.train.plots import plot_metrics
+
+    plot_metrics(run / "metrics.jsonl", run / "plots")
+    meta = {"vision_fingerprint": vision_fingerprint(model), "class_names": list(cfg.class_names), "steps": step,
+            "method": cfg.method,
+            "grid": int(dense.shape[1])}  # the dense map's side: images are resized to (grid-1)*stride+patch px
+    return det.eval(), save_detector(det, run / "detector", meta)
+
+
+def _steps(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.Optimizer, gen: torch.Generator,
+           step: int, end: int, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> int:  # fmt: skip
+    """Optimise from `step` to `end` (cosine LR, `bindkit.train.optim.lr_factor`), logging and checkpointing."""
+    dense, cls, tgt = data  # (N, h, w, D), (N, h, w), (N, h, w, 4)
     with open(run / "metrics.jsonl", "a") as log:
         while step < end:
             idx = torch.randint(len(dense), (min(cfg.batch_size, len(dense)),), generator=gen)
-            for g in opt.param_groups:  # cosine decay
-                g["lr"] = cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * step / cfg.steps))).item()
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, cfg.steps, 0)
             loss, logged = detector_loss(det, dense[idx], cls[idx], tgt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -153,15 +169,7 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
                 log.flush()
             if step % cfg.checkpoint_every == 0 or step == end:
                 _checkpoint(run, det, opt, step, gen)
-    if step < cfg.steps:
-        return det.eval(), None
-    from bindkit.train.plots import plot_metrics
-
-    plot_metrics(run / "metrics.jsonl", run / "plots")
-    meta = {"vision_fingerprint": vision_fingerprint(model), "class_names": list(cfg.class_names), "steps": step,
-            "method": cfg.method,
-            "grid": int(dense.shape[1])}  # the dense map's side: images are resized to (grid-1)*stride+patch px
-    return det.eval(), save_detector(det, run / "detector", meta)
+    return step
 
 
 def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.Optimizer,

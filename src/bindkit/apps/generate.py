@@ -24,7 +24,6 @@ import torch
 from bindkit.apps.decoder import Decoder, is_decoder_folder
 from bindkit.apps.query import embed_query, model_fingerprint
 from bindkit.model import ImageBind
-from bindkit.store.embed import as_model
 
 
 class DecoderGenerator:
@@ -80,11 +79,13 @@ def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, ou
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(num_images, int) or num_images <= 0:
         raise ValueError(f"num_images must be a positive int, got {num_images!r}")
+    from bindkit.store.embed import as_model
+
     gen = generator or load_generator(pipeline)
-    model = as_model(model)
-    key = model_fingerprint(model)
-    check_compatible(model, key, gen)
-    emb = embed_query(model, query)  # checks every term's width and fingerprint before embedding any
+    m: ImageBind = as_model(model)
+    key = model_fingerprint(m)
+    check_compatible(m, key, gen)
+    emb = embed_query(m, query)  # checks every term's width and fingerprint before embedding any
     n_steps = steps or (gen.decoder.cfg.steps if isinstance(gen, DecoderGenerator) else 30)
     images = gen.sample(emb.vector[None].expand(num_images, -1), steps=n_steps, seed=seed, guidance=guidance,
                         scale=scale, noise_level=noise_level, prompt=prompt)  # fmt: skip

@@ -27,8 +27,11 @@ import torch.nn.functional as F
 class QueryEmbedding:
     """A joint-space vector (D,) and the `bindkit.store.model_key` of the model that made it ("" when unknown)."""
 
-    vector: np.ndarray | torch.Tensor
+    vector: torch.Tensor  # (D,); an array given here is taken as a tensor
     model_key: str = ""
+
+    def __post_init__(self) -> None:
+        self.vector = torch.as_tensor(self.vector)
 
 
 Embedding = QueryEmbedding  # the name `bindkit.apps.generate` used first
