@@ -11,6 +11,7 @@ import numpy as np
 from bindkit.apps.boxes import Box
 from bindkit.apps.locate import locate, open_rgb
 from bindkit.apps.overlay import overlay
+from bindkit.resolve import load
 
 
 def run_locate(model: str | Path | Any, image: str | Path, out: str | Path, text: str | None = None,
@@ -19,10 +20,8 @@ def run_locate(model: str | Path | Any, image: str | Path, out: str | Path, text
     """Locate one query (a text, or a file of `modality` / detected) in one image; write `<stem>.locate.png/.json`."""
     if (text is None) == (file is None):
         raise ValueError("give exactly one query: a text or a file (--audio/--file)")
-    from bindkit.store.embed import as_model
-
     query: Any = text if text is not None else Path(file)  # type: ignore[arg-type]
-    m = as_model(model)
+    m = load(model)
     found = locate(m, [Path(image)], query, size=size, threshold=threshold, modality=modality, method=method)[0]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,11 +62,9 @@ def run_detect(model: str | Path | Any, detector: str | Path, image: str | Path,
     from bindkit.apps.detect_train import load_detector
     from bindkit.apps.locate import to_tensor
     from bindkit.dense import dense_embeddings
-    from bindkit.store.embed import as_model
-
     if texts is not None and not texts and not files:
         raise ValueError("the class list is empty: give at least one class text or file")
-    m = as_model(model)
+    m = load(model)
     det, meta = load_detector(detector, m)  # checks the vision encoder's fingerprint first
     pic = open_rgb([Path(image)], det.patch)[0]  # a too-small image is refused before the classes are embedded
     names = list(meta.get("class_names") or [])

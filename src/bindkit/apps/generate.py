@@ -24,6 +24,7 @@ import torch
 from bindkit.apps.decoder import Decoder, is_decoder_folder
 from bindkit.apps.query import embed_query, model_fingerprint
 from bindkit.model import ImageBind
+from bindkit.resolve import load
 
 
 class DecoderGenerator:
@@ -79,10 +80,8 @@ def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, ou
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(num_images, int) or num_images <= 0:
         raise ValueError(f"num_images must be a positive int, got {num_images!r}")
-    from bindkit.store.embed import as_model
-
     gen = generator or load_generator(pipeline)
-    m: ImageBind = as_model(model)
+    m: ImageBind = load(model)
     key = model_fingerprint(m)
     check_compatible(m, key, gen)
     emb = embed_query(m, query)  # checks every term's width and fingerprint before embedding any

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bindkit.resolve import load
+
 
 @dataclass
 class QueryEmbedding:
@@ -117,9 +119,7 @@ def embed_query(model: Any, query: Any, modality: str | None = None) -> QueryEmb
 
     `model` is an `ImageBind` or a bindkit model folder (loaded on the CPU)."""
     if isinstance(model, str | Path):
-        from bindkit.store.embed import as_model
-
-        model = as_model(model)
+        model = load(model)
     key = model_fingerprint(model)
     terms = query_terms(query, modality)
     for kind, value, _ in terms:
