@@ -36,7 +36,14 @@ from bindkit.train.build import (
     used_modalities,
 )
 from bindkit.train.cache import SHARD_ROWS, AnchorCache, fingerprint
-from bindkit.train.ckpt import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bindkit.train.ckpt import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    truncate_metrics,
+)
 from bindkit.train.config import TrainConfig, comparable, required, resolve
 from bindkit.train.data import FileHasher, FilePairs, PairDataset, TensorPairs, as_dataset
 from bindkit.train.lora import merge_lora, save_lora
@@ -384,7 +391,7 @@ class Trainer:
         by `bindkit.process.stop_on(SIGTERM)`), finish the step, checkpoint and return."""
         rank0 = dist.rank() == 0
         if rank0:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
         bar = tqdm(total=self.total, initial=self.state["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=not (self.cfg.progress and rank0))  # fmt: skip
         self._start_step, self._t0 = self.state["step"], time.perf_counter()
@@ -472,17 +479,6 @@ class Trainer:
         }
         return RunResult(self.run_dir, self.state["step"], self.total, stopped, checkpoint, model_dir, lora_path,
                          summary, self.model.eval())  # fmt: skip
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records past `step` (written by a run killed after its last checkpoint)."""
-    if path.is_file():
-        keep = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step
-        ]
-        path.write_text("".join(line + "\n" for line in keep))
 
 
 def train(config: TrainConfig | dict[str, Any] | str | Path, model: ImageBind | None = None,
