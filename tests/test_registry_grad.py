@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from bindkit import ImageBind, get_config, list_configs
+from bindkit.demo.settings import register_demo_config
 
 MAX_PARAMS = 50_000_000
+register_demo_config()  # the demo's config registers itself on first use: cover it whatever ran before
 CASES = [(name, m) for name in list_configs() for m in get_config(name).encoders]
 
 
