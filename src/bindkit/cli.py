@@ -145,7 +145,7 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--apps", action="store_true", help="run the applications stage (on by default in the full preset)")
+    p.add_argument("--apps", action="store_true", help="also run the applications stage (locate, detect, generate)")
     p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
                    help="only run the applications stage on an existing run directory, and update its report")
 
