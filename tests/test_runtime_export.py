@@ -208,3 +208,5 @@ def test_cli_export_and_search_with_a_backend_find_what_torch_finds(tmp_path_fac
     assert [line.split()[-1] for line in lines] == [str(h.path) for h in hits]
     ours = [float(line.split()[0]) for line in lines]
     assert ours == pytest.approx([h.score for h in hits], abs=1e-4)
+    exported = search(world["db"], out, [("text", "a dog", 1.0)], k=4, backend="onnxruntime")  # the export folder itself
+    assert [h.path for h in exported] == [h.path for h in hits]

@@ -78,6 +78,6 @@ def load_for(spec: ModelSpec | RuntimeModel, backend: str = "torch",
         return spec  # already on a runtime
     if backend == "torch":
         return load(spec, device=device)
-    if isinstance(spec, torch.nn.Module) or spec_kind(spec) != "folder":
+    if isinstance(spec, torch.nn.Module) or not Path(spec).expanduser().is_dir():  # load_model names what is off
         raise ValueError(f"backend {backend!r} runs a bindkit model folder or a `bindkit export` folder, not {spec!r}")
     return load_model(Path(spec).expanduser(), device=device or "cpu", backend=backend)
