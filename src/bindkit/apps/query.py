@@ -103,7 +103,7 @@ def _unit(model: Any, kind: str, value: Any) -> torch.Tensor:
         raw = value.vector if kind == "embedding" else value
         vec = torch.as_tensor(raw).detach().float().cpu()
     else:
-        from bindkit.store.search import embed_query as embed_term
+        from bindkit.store.search import embed_term
 
         vec = torch.from_numpy(np.asarray(embed_term(model, None, kind, value if kind == "text" else str(value)),
                                           np.float32))  # fmt: skip

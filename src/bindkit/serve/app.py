@@ -43,7 +43,7 @@ from bindkit.serve.thumbs import thumbnail
 from bindkit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_limited, saved_upload
 from bindkit.store.detect import DetectError, detect_modality, encoder_of, kinds, normalize_kind
 from bindkit.store.inputs import load_inputs
-from bindkit.store.search import QueryError, embed_query
+from bindkit.store.search import QueryError, embed_term
 from bindkit.store.store import Hit, Store, quote
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def _terms(svc: Service, text: str | None, file: UploadFile | None, modality: st
         kind, vec = _errors(lambda: svc.upload_vector(file, modality))
         terms.append((kind, vec, weights[1]))
     if item:
-        terms.append(("id", _errors(lambda: embed_query(None, svc.store, "id", item)), weights[2]))
+        terms.append(("id", _errors(lambda: embed_term(None, svc.store, "id", item)), weights[2]))
     if not terms:
         raise HTTPException(400, "give a text, a file or an item to search with")
     return terms

@@ -44,7 +44,7 @@ def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
     return model.encode({name: res.tensor.to(device)})[name][0].cpu().numpy()
 
 
-def embed_query(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
+def embed_term(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
     """The embedding of one query term (see the module docstring for the kinds)."""
     if kind not in query_kinds():
         raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(query_kinds())}")
@@ -75,7 +75,7 @@ def query_vector(model: Any, store: Store | None, queries: list[tuple[str, Any, 
         raise QueryError("no query given")
     total = None
     for kind, value, weight in queries:
-        v = float(weight) * embed_query(model, store, kind, value)
+        v = float(weight) * embed_term(model, store, kind, value)
         total = v if total is None else total + v
     assert total is not None  # at least one query (checked above)
     norm = float(np.linalg.norm(total))
