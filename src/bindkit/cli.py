@@ -131,7 +131,8 @@ def _demo(a: argparse.Namespace) -> None:
         try:
             with stop_on(signal.SIGTERM) as stop:  # SIGTERM: the training stage checkpoints, the demo stops cleanly
                 result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
-                                  apps=True if a.apps else None, stop=stop)  # fmt: skip
+                                  apps=True if a.apps else None, train_anchor=True if a.train_anchor else None,
+                                  stop=stop)  # fmt: skip
         except DemoStopped as e:
             raise SystemExit(f"bindkit demo: {e}") from None
     print(result.report_md.read_text())
@@ -146,6 +147,8 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--apps", action="store_true", help="also run the applications stage (locate, detect, generate)")
+    p.add_argument("--train-anchor", action="store_true",
+                   help="train the image-text anchor from scratch instead of loading the shipped pretrained one")
     p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
                    help="only run the applications stage on an existing run directory, and update its report")
 

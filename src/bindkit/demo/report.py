@@ -56,14 +56,22 @@ def few_shot_md(fs: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _anchor_md(s: dict[str, Any]) -> str:
+    """How the run got its image-text anchor (older report.json files lack the field: they trained it)."""
+    if s.get("train_anchor", True):
+        return "image-text CLIP-style from scratch in this run"
+    return "bindkit's pretrained demo anchor (`bindkit/assets/demo_anchor`, `scripts/train_demo_anchor.py`)"
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> Path:
     """The human-readable report: set-up, the four tables, targets and timings."""
     s, t, ar = result["settings"], result["timings_s"], result["arithmetic"]
     lines = [
         f"# bindkit demo ({s['preset']}, seed {s['seed']})", "",
         f"Digits world: {s['n_train']} train instances (writers 0-{s['train_writers'] - 1}), {s['n_test']} test "
-        f"instances from held-out writers and voices. Model `{s['config']}`. Anchor: image-text CLIP-style from "
-        "scratch, then frozen; audio, depth, thermal and IMU bound with (image, X) pairs only; video through the "
+        f"instances from held-out writers and voices. Model `{s['config']}`. "
+        f"Anchor: {_anchor_md(s)}, then frozen; audio, depth, thermal and IMU bound with (image, X) pairs only; "
+        "video through the "
         "frozen image encoder. Text-paired row: the same encoders trained with (X, text) pairs instead.", "",
         "## Emergent zero-shot classification (top-1 %, test split)", "", *zero_shot_md(result["zero_shot"]), "",
         "## Cross-modal retrieval, pairs never trained together (relevant = same digit)", "",

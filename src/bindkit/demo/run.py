@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,12 @@ from bindkit.train.build import set_encoder_config
 from bindkit.train.engine import RunResult
 
 from . import report, scores
+from .anchor import pretrained_anchor_stage
 from .data import DemoData, build_data
 from .files import SCORED, Split, read_split, write_splits
 from .settings import BOUND, PRESETS, DemoSettings, demo_config
-from .training import train_anchor, train_bound
+from .training import train_anchor as train_anchor_run
+from .training import train_bound
 
 STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "applications", "report")
 
@@ -103,26 +105,33 @@ class DemoStopped(RuntimeError):
 
 
 def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, progress: bool = True,
-             settings: DemoSettings | None = None, apps: bool | None = None,
+             settings: DemoSettings | None = None, apps: bool | None = None, train_anchor: bool | None = None,
              stop: threading.Event | None = None) -> DemoResult:  # fmt: skip
     """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset, `apps`
-    the preset's choice of the applications stage.
+    the preset's choice of the applications stage, `train_anchor` its choice between training the image-text
+    anchor from scratch and loading the shipped pretrained one (`bindkit.demo.anchor`).
 
     Setting `stop` (e.g. from `bindkit.process.stop_on(SIGTERM)`) ends the current training stage at a checkpoint
     and raises `DemoStopped` naming the stage; later stages never start."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     s = settings or PRESETS["quick" if quick else "full"]
+    if train_anchor is not None:
+        s = replace(s, train_anchor=train_anchor)
     root = Path(run_root).expanduser() if run_root is not None else default_run_root()
     run = new_run_dir(root)
     clock, load0, t0 = Clock(), _load(), time.perf_counter()
     apps = s.applications if apps is None else apps
     bar = tqdm(total=len(STAGES) - (not apps), desc="bindkit demo", unit="stage", disable=not progress, position=0)
     with clock.stage("world", bar):
-        data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
+        n_anchor = s.n_anchor if s.train_anchor else s.n_train  # a pretrained anchor needs no extra frames
+        data = build_data(demo_config(), n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
-        anchor, _ = _finished("anchor", train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed,
-                                                     progress, stop))  # fmt: skip
+        if s.train_anchor:
+            anchor, _ = _finished("anchor", train_anchor_run(data.train_inputs, s.anchor, run / "train" / "anchor",
+                                                             seed, progress, stop))  # fmt: skip
+        else:
+            anchor = pretrained_anchor_stage(run / "train" / "anchor")
     with clock.stage("bind", bar):
         _, bound = _finished("bind", train_bound(data.train_inputs, anchor, s.bind, run / "train" / "bind", seed,
                                                  progress, stop=stop))  # fmt: skip
@@ -254,6 +263,7 @@ def write_report(result: dict[str, Any], run: Path) -> dict[str, Path]:
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     runs = {name: run / "train" / name / "metrics.jsonl" for name in ("anchor", "bind", "text_paired")}
+    runs = {k: v for k, v in runs.items() if v.is_file()}  # a pretrained anchor has no training run here
     report.plot_training(runs, plots / "training.png")
     report.plot_zero_shot(result["zero_shot"], plots / "zero_shot.png")
     report.plot_retrieval(result["retrieval"], plots / "retrieval.png")

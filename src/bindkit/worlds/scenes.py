@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .digits import SPLITS, DigitsWorld, Instances
+from .captions import caption
+from .digits import SPLITS, DigitsWorld, Instances, size_name
 from .paths import Geometry
 
 GRID = 2  # cells per side
@@ -43,6 +44,7 @@ class Scenes:
     depth: np.ndarray | None = field(default=None, repr=False)  # float32 (n, S, S)
     thermal: np.ndarray | None = field(default=None, repr=False)  # float32 (n, S, S)
     pages: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, S, S, 3): each image without its digits
+    captions: list[list[str]] = field(default_factory=list, repr=False)  # per scene, one caption per digit
 
     def __len__(self) -> int:
         return len(self.digits)
@@ -155,6 +157,7 @@ def _compose(batch: Instances, pool: Instances, picks: list[list[int]], split: s
     first = [rs[0] for rs in picks]
     scenes = Scenes(split, seed, [pool.digit[rs] for rs in picks], boxes, [pool.writer[rs] for rs in picks],
                     [pool.surface[i] for i in first], [pool.lighting[i] for i in first], canvas)  # fmt: skip
+    scenes.captions = _captions(pool, picks, seed)
     if "image" in out:
         scenes.images = np.clip(np.rint(np.stack(out["image"])), 0, 255).astype(np.uint8)
         scenes.pages = np.stack(pages).astype(np.uint8)
@@ -163,3 +166,14 @@ def _compose(batch: Instances, pool: Instances, picks: list[list[int]], split: s
     if "thermal" in out:
         scenes.thermal = np.clip(np.stack(out["thermal"]), 0, 1)
     return scenes
+
+
+def _captions(pool: Instances, picks: list[list[int]], seed: int) -> list[list[str]]:
+    """Per scene, a caption for each digit on the scene's page (its surface, ink and lighting; the digit's size)."""
+    out = []
+    for s, rs in enumerate(picks):
+        rng = np.random.default_rng([seed, s, 104729])
+        f = rs[0]
+        out.append([caption(int(pool.digit[r]), pool.ink[f], pool.surface[f], size_name(pool.size[r]),
+                            pool.lighting[f], rng) for r in rs])  # fmt: skip
+    return out
