@@ -96,6 +96,21 @@ def test_components_and_boxes_on_hand_made_heatmaps():
     assert [b.xyxy for b in boxes_from_heatmap(np.ones((4, 5)), 0.5)] == [(0, 0, 5, 4)]
 
 
+def test_grid_peak_is_the_best_patch_centre_even_on_the_border():
+    """Hand-made grids: the peak is the best patch's centre in image pixels. On a border patch the pixel heatmap
+    is flat out to the image's edge (to_pixels holds edge values), so its first argmax is the corner, not the peak."""
+    from bindkit.apps.locate import grid_peak, to_pixels
+
+    g = torch.zeros(9, 9)
+    g[0, 0] = 1.0  # crops of 32 px at stride 4 on a 64-px model view of a 128-px canvas
+    assert grid_peak(g, 32, 4, 64, 128, 128) == (32, 32)  # crop (0, 0) covers model px 0..32: centre 16 -> 32
+    heat = to_pixels(g, 32, 4, 64, 128, 128)
+    assert np.unravel_index(int(np.argmax(heat)), heat.shape) == (0, 0)  # the flat corner
+    g = torch.zeros(8, 8)
+    g[2, 5] = 1.0  # 8-px patches at stride 8, 64-px model view of a 32 x 64 (H x W) image
+    assert grid_peak(g, 8, 8, 64, 32, 64) == (44, 10)
+
+
 def test_locate_heatmap_follows_the_patch_map(tiny, tmp_path):
     """A query equal to one patch's dense embedding peaks on that patch's pixels."""
     from PIL import Image

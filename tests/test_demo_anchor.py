@@ -40,6 +40,8 @@ def test_crop_label_against_hand_made_boxes():
     assert crop_label(boxes, 32, 32, 32) == 2
     assert crop_label(boxes, 5, 0, 32) == 0  # cut by one pixel: within the 1-px tolerance
     assert crop_label(boxes, 6, 0, 32) == -1  # cut by two: not whole
+    assert crop_label(boxes, 0, 0, 32, centre=4.0) == -1  # whole, but 7 px left of the crop's centre
+    assert crop_label(boxes, -7, -4, 32, centre=4.0) == 0  # whole and centred
     wide = np.array([[2, 2, 12, 12], [16, 16, 30, 30]], np.float32)
     assert crop_label(wide, 0, 0, 32) == -2  # two whole digits: left out
 

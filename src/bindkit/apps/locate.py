@@ -75,6 +75,15 @@ def to_pixels(grid: torch.Tensor, patch: int, stride: int, size: int, height: in
     return out[0, 0].numpy()
 
 
+def grid_peak(grid: torch.Tensor, patch: int, stride: int, size: int, height: int, width: int) -> tuple[int, int]:
+    """(x, y) image pixel at the centre of the best-scoring patch of an (h, w) grid. The pixel heatmap's argmax
+    is no peak: beyond the outermost patch centres `to_pixels` holds the edge values, so a best patch on the border
+    makes a flat corner whose first pixel, the image's corner, argmax would return."""
+    i, j = np.unravel_index(int(torch.argmax(grid)), tuple(grid.shape))
+    x, y = (j * stride + patch / 2) * width / size, (i * stride + patch / 2) * height / size
+    return min(int(x), width - 1), min(int(y), height - 1)
+
+
 @torch.no_grad()
 def locate(model: Any, images: Sequence[Any], query: Any, size: int | None = None, threshold: float = 0.5,
            modality: str | None = None, method: str = "value", batch_size: int = 16) -> list[Location]:  # fmt: skip
@@ -94,6 +103,6 @@ def locate(model: Any, images: Sequence[Any], query: Any, size: int | None = Non
         for img, d in zip(chunk, found.dense.cpu(), strict=True):  # d: (h, w, D)
             grid = d @ q  # (h, w) cosine similarities
             heat = to_pixels(grid, found.patch, found.stride, size, img.size[1], img.size[0])
-            y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
-            out.append(Location(heat, (int(x), int(y)), boxes_from_heatmap(heat, threshold), grid.numpy()))
+            peak = grid_peak(grid, found.patch, found.stride, size, img.size[1], img.size[0])
+            out.append(Location(heat, peak, boxes_from_heatmap(heat, threshold), grid.numpy()))
     return out

@@ -55,6 +55,7 @@ class AnchorRecipe:
     frames: int = 12000  # single-digit train frames with their captions
     scenes: int = 1500  # train-writer scenes (1 to 4 digits) cut into crops
     crops_per_scene: int = 8
+    centre_px: float = 4.0  # a crop is captioned with its digit when that digit is whole and this near its centre
     steps: int = 1500
     batch_size: int = 96
     lr: float = 2e-3
@@ -73,31 +74,31 @@ def blank_caption(surface: str, rng: np.random.Generator) -> str:
     return BLANK_TEMPLATES[int(rng.integers(len(BLANK_TEMPLATES)))].format(surface=SURFACE_PHRASES[surface])
 
 
-def crop_label(boxes: np.ndarray, ox: int, oy: int, side: int, tol: float = 1.0) -> int:
-    """Index of the digit whose box (model pixels, (k, 4)) lies wholly in the crop at (ox, oy); -1 when none,
-    -2 when several do (such crops are left out: one caption names one digit)."""
+def crop_label(boxes: np.ndarray, ox: int, oy: int, side: int, centre: float = float("inf"), tol: float = 1.0,
+               ) -> int:  # fmt: skip
+    """Index of the digit whose box (model pixels, (k, 4)) lies wholly in the crop at (ox, oy), its centre within
+    `centre` px of the crop's (per axis); -1 when none, -2 when several do (left out: a caption names one digit)."""
     inside = ((boxes[:, 0] >= ox - tol) & (boxes[:, 1] >= oy - tol) & (boxes[:, 2] <= ox + side + tol)
               & (boxes[:, 3] <= oy + side + tol))  # fmt: skip
-    hits = np.flatnonzero(inside)
+    mid = (boxes[:, :2] + boxes[:, 2:]) / 2 - np.array([ox, oy]) - side / 2  # (k, 2) offset from the crop's centre
+    hits = np.flatnonzero(inside & (np.abs(mid) <= centre).all(1))
     return int(hits[0]) if len(hits) == 1 else -1 if not len(hits) else -2
 
 
-def crop_offsets(boxes: np.ndarray, side: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 2) crop corners: one per digit placed so the digit's box lies wholly inside it, the rest uniform."""
+def crop_offsets(boxes: np.ndarray, side: int, n: int, centre: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) crop corners: one per digit, centred on it within `centre` px, the rest uniform over the canvas."""
     top = (GRID - 1) * side
-    aimed = []
-    for x0, y0, x1, y1 in boxes[:n]:
-        lo = np.maximum(0, np.ceil([x1 - side, y1 - side])).astype(int)
-        hi = np.minimum(top, np.floor([x0, y0])).astype(int)
-        if (lo <= hi).all():
-            aimed.append(rng.integers(lo, hi + 1))
+    mids = (boxes[:n, :2] + boxes[:n, 2:]) / 2 - side / 2  # corners that centre each digit
+    r = min(centre, side / 2)
+    aimed = np.clip(np.rint(mids + rng.uniform(-r, r, mids.shape)), 0, top).astype(np.int64)
     rest = rng.integers(0, top + 1, size=(n - len(aimed), 2))
-    return np.concatenate([np.array(aimed, dtype=np.int64).reshape(-1, 2), rest])
+    return np.concatenate([aimed.reshape(-1, 2), rest])
 
 
-def scene_crops(scenes: Scenes, side: int, per_scene: int, seed: int) -> tuple[torch.Tensor, list[str], np.ndarray]:
+def scene_crops(scenes: Scenes, side: int, per_scene: int, seed: int, centre: float = float("inf"),
+                ) -> tuple[torch.Tensor, list[str], np.ndarray]:  # fmt: skip
     """side-px crops of scenes seen at GRID * side px, one aimed at each digit and the rest at random: inputs
-    (N, 3, side, side), captions, and the digit each shows (-1: none whole, a blank caption)."""
+    (N, 3, side, side), captions, and the digit each shows (-1: none whole and near the centre, a blank caption)."""
     assert scenes.images is not None, "scenes rendered without images"
     x = image_tensor(scenes.images, size=GRID * side)  # (n, 3, 2 side, 2 side)
     rng = np.random.default_rng([seed, 15485863])
@@ -105,8 +106,8 @@ def scene_crops(scenes: Scenes, side: int, per_scene: int, seed: int) -> tuple[t
     crops, texts, digits = [], [], []
     for i in range(len(scenes)):
         boxes = scenes.boxes[i] * scale
-        for ox, oy in crop_offsets(boxes, side, per_scene, rng):
-            j = crop_label(boxes, int(ox), int(oy), side)
+        for ox, oy in crop_offsets(boxes, side, per_scene, centre, rng):
+            j = crop_label(boxes, int(ox), int(oy), side, centre)
             if j == -2:
                 continue
             crops.append(x[i, :, oy : oy + side, ox : ox + side])
@@ -124,7 +125,7 @@ def anchor_inputs(recipe: AnchorRecipe, world: DigitsWorld | None = None) -> dic
     out = to_model_inputs(frames, {"vision": enc["vision"].input_shape, "text": enc["text"].input_shape})
     if recipe.scenes:
         scenes = sample_scenes(world, "train", recipe.scenes, seed=recipe.seed, counts=(1, 2, 3, 4))
-        crops, texts, _ = scene_crops(scenes, side, recipe.crops_per_scene, recipe.seed)
+        crops, texts, _ = scene_crops(scenes, side, recipe.crops_per_scene, recipe.seed, recipe.centre_px)
         out = {"vision": torch.cat([out["vision"], crops]),
                "text": torch.cat([out["text"], text_tensor(texts, context_length=ctx)])}  # fmt: skip
     return out

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bindkit.apps.boxes import Box
-from bindkit.apps.locate import to_pixels
+from bindkit.apps.locate import grid_peak, to_pixels
 from bindkit.apps.overlay import overlay
 from bindkit.dense import METHODS, DenseOutput, dense_embeddings
 from bindkit.model import ImageBind
@@ -84,8 +84,7 @@ def pointing(out: DenseOutput, queries: list[torch.Tensor], scenes: Scenes, size
         grids = torch.einsum("hwd,kd->khw", d, q)  # (k, h, w)
         row = []
         for g, (x0, y0, x1, y1) in zip(grids, boxes, strict=True):
-            heat = to_pixels(g, patch, stride, size, scenes.canvas, scenes.canvas)
-            y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+            x, y = grid_peak(g, patch, stride, size, scenes.canvas, scenes.canvas)
             hits.append(x0 <= x + 0.5 <= x1 and y0 <= y + 0.5 <= y1)
             row.append((int(x), int(y)))
         peaks.append(row)
