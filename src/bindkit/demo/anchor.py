@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from safetensors.torch import load_file, save_file
 from bindkit.checkpoint import save_model
 from bindkit.model import ImageBind
 from bindkit.worlds import DigitsWorld, to_model_inputs
-from bindkit.worlds.captions import SURFACE_PHRASES
+from bindkit.worlds.captions import CAPTION_TEMPLATES, SURFACE_PHRASES, fill
+from bindkit.worlds.digits import Instances, size_name
 from bindkit.worlds.inputs import image_tensor, text_tensor
 from bindkit.worlds.scenes import GRID, Scenes, sample_scenes
 
@@ -52,15 +53,17 @@ BLANK_TEMPLATES = [
 class AnchorRecipe:
     """The anchor's data and schedule: single train frames, crops of train scenes, CLIP-style steps."""
 
-    frames: int = 12000  # single-digit train frames with their captions
-    scenes: int = 1500  # train-writer scenes (1 to 4 digits) cut into crops
+    frames: int = 16000  # single-digit train frames with their captions
+    scenes: int = 1000  # train-writer scenes (1 to 4 digits) cut into crops
     crops_per_scene: int = 8
+    surface_share: float = 0.5  # frames whose caption is redrawn from the templates naming the surface (the
+    # "claims" helper's request: image + audio arithmetic needs the image embedding to carry the surface)
     centre_px: float = 4.0  # a crop is captioned with its digit when that digit is whole and this near its centre
-    steps: int = 1500
+    steps: int = 4000
     batch_size: int = 96
     lr: float = 2e-3
     weight_decay: float = 0.1
-    warmup_steps: int = 50
+    warmup_steps: int = 100
     seed: int = 0
 
     def phase(self) -> Phase:
@@ -116,12 +119,26 @@ def scene_crops(scenes: Scenes, side: int, per_scene: int, seed: int, centre: fl
     return torch.stack(crops), texts, np.array(digits)
 
 
+def surface_captions(frames: Instances, share: float, seed: int) -> list[str]:
+    """The frames' captions, each redrawn with probability `share` from the templates that name the surface."""
+    named = [t for t in CAPTION_TEMPLATES if "{surface}" in t]
+    rng = np.random.default_rng([seed, 7727])
+    out = list(frames.captions)
+    for i in np.flatnonzero(rng.random(len(out)) < share):
+        surface = frames.surface[i]
+        out[i] = fill(named[int(rng.integers(len(named)))], int(frames.digit[i]), ink=frames.ink[i],
+                      medium="chalk" if surface == "chalkboard" else "ink", surface=SURFACE_PHRASES[surface],
+                      size=size_name(float(frames.size[i])), light=frames.lighting[i])  # fmt: skip
+    return out
+
+
 def anchor_inputs(recipe: AnchorRecipe, world: DigitsWorld | None = None) -> dict[str, torch.Tensor]:
     """The anchor's training pairs: {vision: (N, 3, s, s), text: (N, L)}, train frames then scene crops."""
     world = world or DigitsWorld(seed=recipe.seed)
     enc = demo_config().encoders
     side, ctx = enc["vision"].input_shape[-1], enc["text"].input_shape[0]
     frames = world.sample("train", recipe.frames, seed=recipe.seed, modalities=("image", "text"))
+    frames = replace(frames, captions=surface_captions(frames, recipe.surface_share, recipe.seed))
     out = to_model_inputs(frames, {"vision": enc["vision"].input_shape, "text": enc["text"].input_shape})
     if recipe.scenes:
         scenes = sample_scenes(world, "train", recipe.scenes, seed=recipe.seed, counts=(1, 2, 3, 4))
