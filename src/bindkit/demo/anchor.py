@@ -59,11 +59,11 @@ class AnchorRecipe:
     surface_share: float = 0.5  # frames whose caption is redrawn from the templates naming the surface (the
     # "claims" helper's request: image + audio arithmetic needs the image embedding to carry the surface)
     centre_px: float = 4.0  # a crop is captioned with its digit when that digit is whole and this near its centre
-    steps: int = 4000
+    steps: int = 2500
     batch_size: int = 96
     lr: float = 2e-3
     weight_decay: float = 0.1
-    warmup_steps: int = 100
+    warmup_steps: int = 80
     seed: int = 0
 
     def phase(self) -> Phase:
