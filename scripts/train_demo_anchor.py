@@ -3,7 +3,8 @@
 One seeded command, about 15 minutes in one CPU thread:
 
     python scripts/train_demo_anchor.py                      # the shipped recipe (A.AnchorRecipe's defaults)
-    python scripts/train_demo_anchor.py --steps 600 --out /tmp/a --no-ship   # a quick experiment
+    python scripts/train_demo_anchor.py --steps 600 --out /tmp/a             # a quick experiment
+    python scripts/train_demo_anchor.py --score src/bindkit/assets/demo_anchor  # its figures (or a run's model/)
 
 It prints the anchor's image zero-shot on held-out writers and its text-query pointing on held-out scenes, and
 records them with the recipe and the weights' sha256 in recipe.json.
@@ -24,6 +25,15 @@ from bindkit.demo import anchor as A
 from bindkit.demo.training import train_anchor
 
 
+def score(folder: Path, n_scenes: int) -> None:
+    """Print the held-out figures of an anchor folder or a bindkit model folder."""
+    from bindkit.checkpoint import load_model
+
+    model = A.load_anchor(folder) if (folder / A.RECIPE).is_file() else load_model(folder, ["vision", "text"])
+    methods = ("crops", "value", "tokens", "local")
+    print(json.dumps(A.score_anchor(model, n_scenes=n_scenes, methods=methods)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(A.AnchorRecipe):
@@ -31,7 +41,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="asset folder (default: the package's)")
     ap.add_argument("--run-dir", type=Path, default=None, help="training run folder (default: a temporary one)")
     ap.add_argument("--eval-scenes", type=int, default=200)
+    ap.add_argument("--score", type=Path, metavar="FOLDER",
+                    help="only score an anchor folder (or a demo run's model/) with every dense method, then exit")
     args = ap.parse_args()
+    if args.score:
+        score(args.score, args.eval_scenes)
+        return
     recipe = A.AnchorRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(A.AnchorRecipe)})
     torch.manual_seed(recipe.seed)
     t0 = time.perf_counter()
