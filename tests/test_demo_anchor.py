@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from bindkit.data import tokenize
 from bindkit.demo.anchor import (
     ANCHOR_ENCODERS,
     RECIPE,
@@ -22,7 +23,6 @@ from bindkit.demo.anchor import (
     shipped_anchor_dir,
     zero_unseen_tokens_,
 )
-from bindkit.data import tokenize
 from bindkit.demo.run import DemoStopped, run_demo
 from bindkit.demo.settings import PRESETS, Phase, demo_config
 from bindkit.model import ImageBind
