@@ -115,6 +115,6 @@ def test_demo_binds_to_the_pretrained_anchor_without_training_it(tmp_path):
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     anchor = run / "train" / "anchor"
     assert (anchor / RECIPE).read_text() == (shipped_anchor_dir() / RECIPE).read_text()
-    cfg = json.loads((anchor / "model" / "config.json").read_text())
+    cfg = json.loads((anchor / "final" / "model" / "config.json").read_text())
     assert set(cfg["encoders"]) == set(ANCHOR_ENCODERS) and not (anchor / "metrics.jsonl").exists()
     shutil.rmtree(run)

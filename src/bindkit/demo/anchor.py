@@ -209,11 +209,12 @@ def load_anchor(folder: Path | None = None, seed: int = 0) -> ImageBind:
 
 
 def pretrained_anchor_stage(run_dir: Path, folder: Path | None = None) -> Path:
-    """The demo's anchor stage without training: the shipped anchor saved as `run_dir/model` (a bindkit model
-    folder holding vision and text, what binding starts from) with its recipe.json beside it."""
+    """The demo's anchor stage without training: the shipped anchor saved as `run_dir/final/model` (where a
+    trained anchor's model goes; a bindkit model folder holding vision and text, what binding starts from) with its
+    recipe.json in `run_dir`."""
     folder = Path(folder) if folder is not None else shipped_anchor_dir()
     model = load_anchor(folder)
-    out = save_model(model, run_dir / "model")
+    out = save_model(model, run_dir / "final" / "model")
     (run_dir / RECIPE).write_text((folder / RECIPE).read_text())
     return out
 
