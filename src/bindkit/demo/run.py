@@ -137,6 +137,9 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("evaluate", bar):
         test, probe = (read_split(paths[k], bound.config) for k in ("test", "probe"))
         result = evaluate(bound, paired, test, probe, s)
+        files = [paths["test"].parent / r["files"]["video"] for r in test.rows]
+        result["video"] = scores.video_clip_table(bound, files, scores.class_embeddings(bound), test.digits,
+                                                  data.world.window_seconds)  # fmt: skip
     if apps:
         with clock.stage("applications", bar):
             result["applications"] = run_applications(run, s, seed, bound)
@@ -218,10 +221,12 @@ def evaluate(model: ImageBind, paired: ImageBind, test: Split, probe: Split, s: 
     emb["text"] = scores.embed(model, "text", tokenize([r["caption"] for r in test.rows],
                                                       context_length=model.config.encoders["text"].input_shape[0]))
     tp = {m: scores.embed(paired, m, test.inputs[m]) for m in BOUND}
-    zs = scores.zero_shot_table(emb, tp, scores.class_embeddings(model), scores.class_embeddings(paired), y)
+    cls = scores.class_embeddings(model)
+    zs = scores.zero_shot_table(emb, tp, cls, scores.class_embeddings(paired), y)
     pool = {m: scores.embed(model, m, probe.inputs[m]) for m in SCORED}
     few = scores.few_shot_table(pool, probe.digits, {m: emb[m] for m in pool}, y, s.shots, s.probe_seeds)
-    arith = scores.arithmetic_query(emb["image"], emb["audio"], test.surfaces, y, s.arithmetic_queries)
+    attrs = {a: test.attribute(a) for a in ("surface", "relief")}
+    arith = scores.arithmetic_table(emb, attrs, y, cls, s.arithmetic_queries)
     return {"zero_shot": zs, "retrieval": scores.retrieval_matrix(emb, y), "few_shot": few, "arithmetic": arith}
 
 
