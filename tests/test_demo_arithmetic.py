@@ -80,3 +80,15 @@ def test_targets_check_video_and_the_headline_arithmetic_query():
     row["best_single"] = 18.0  # 52 < 3 x 18
     assert not targets({"zero_shot": zs, "retrieval": {}, "arithmetic": {"image+audio": row}})[
         "arithmetic >= 50% of the top 5 and >= 3x the better single query"]["met"]
+
+
+def test_quick_report_holds_the_video_and_arithmetic_sections(quick_demo):
+    r, md = quick_demo.report, quick_demo.report_md.read_text()
+    video = r["video"]
+    assert len(video["clips"]) == 4 and video["tail_clips"] == 2 and video["clip_seconds"] == 0.5
+    assert video["clips"][-1] > video["clips"][0] + 20  # the finished digit's clip beats the blank start
+    assert "## Video" in md and "## Embedding arithmetic" in md
+    assert [k for k in r["arithmetic"]] == [f"{a}+{b}" for a, b, _ in PAIRS]
+    for row in r["arithmetic"].values():
+        assert set(row["sum"]) == set(row["replace"]) == {f"{w:.1f}" for w in WEIGHTS}
+        assert 0 < row["ceiling"] <= 100
