@@ -149,3 +149,27 @@ def test_seeking_gives_the_frames_of_a_full_decode(tmp_path):
     assert (n, fps) == (400, 25.0) and sorted(in_order) == sorted(seeking) == sorted(set(wanted(n, fps)))
     for k in in_order:
         assert np.array_equal(in_order[k], seeking[k]), k
+
+
+def _indexed_frames(n: int) -> np.ndarray:
+    """uint8 [n, 8, 8, 3] frames whose every pixel holds 20 * the frame's index (to read frame choice back)."""
+    return np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None] * 20, 8, 1).repeat(8, 2).repeat(3, 3)
+
+
+def _frame_ids(x: torch.Tensor) -> list[list[int]]:
+    """The frame index of each (clip, frame) of a loader output [1, S, 3, T, 8, 8], undoing CLIP normalisation."""
+    red = x[0, :, 0, :, 0, 0] * 0.26862954 + 0.48145466  # CLIP mean/std of channel 0
+    return (red * 255 / 20).round().long().tolist()
+
+
+def test_last_seconds_spreads_clips_over_the_end():
+    # 8 frames at 4 fps (2 s); two 0.5 s clips over the last second: [1, 1.5] -> frames 4, 5; [1.5, 2] -> 6, 7
+    frames = _indexed_frames(8)
+    x = load_videos([frames], clips=2, clip_duration=0.5, size=8, num_crops=1, fps=4.0, last_seconds=1.0)
+    assert _frame_ids(x) == [[4, 5], [6, 7]]
+    # the official rule (None, or a window as long as the video) spreads them over the whole video: 0, 1 and 6, 7
+    for last in (None, 2.0, 5.0):
+        x = load_videos([frames], clips=2, clip_duration=0.5, size=8, num_crops=1, fps=4.0, last_seconds=last)
+        assert _frame_ids(x) == [[0, 1], [6, 7]]
+    with pytest.raises(ValueError, match="last_seconds"):
+        load_videos([frames], clips=2, clip_duration=0.5, size=8, num_crops=1, fps=4.0, last_seconds=0.0)

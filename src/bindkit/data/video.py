@@ -9,6 +9,11 @@ long side at 0, ceil((long - S) / 2) and long - S. Output is clip-major: c0-crop
 
 The pieces (`clip_times`, `clip_frame_indices`, `scale_clips`, `spatial_crops`) are public so that each step can be
 checked on its own against the official fixtures.
+
+Non-official option `last_seconds`: the clips are spread over the video's last `last_seconds` only (the official rule
+spreads them over the whole video). For videos whose subject is only complete at the end (a digit being written),
+clips of the unfinished start pull the average towards chance; the demo stores this option in its saved model's
+`preprocess`, so `load` applies it by itself. Left at None, the loader is the official one.
 """
 
 from __future__ import annotations
@@ -54,6 +59,17 @@ def clip_times(duration: float, clips: int = 5, clip_duration: float = 2) -> lis
     step = max_start / max(clips - 1, 1)
     length = Fraction(clip_duration)
     return [(step * k, step * k + length) for k in range(clips)]
+
+
+def tail_clip_times(duration: float, clips: int, clip_duration: float, last_seconds: float | None,
+                    ) -> list[tuple[Fraction, Fraction]]:  # fmt: skip
+    """`clip_times` over the last `last_seconds` of the video (the whole video when None or longer than it)."""
+    if last_seconds is None or last_seconds >= duration:
+        return clip_times(duration, clips, clip_duration)
+    if last_seconds <= 0:
+        raise ValueError(f"last_seconds must be positive, got {last_seconds}")
+    offset = Fraction(duration) - Fraction(last_seconds)
+    return [(offset + a, offset + b) for a, b in clip_times(last_seconds, clips, clip_duration)]
 
 
 def clip_frame_indices(
@@ -262,12 +278,14 @@ def load_video(
     size: int = 224,
     num_crops: int = 3,
     fps: float | None = None,
+    last_seconds: float | None = None,
 ) -> torch.Tensor:
-    """One video (path, bytes, file object, or uint8 `[T, H, W, 3]` array with `fps`) -> `[clips*crops, 3, T, S, S]`."""
+    """One video (path, bytes, file object, or uint8 `[T, H, W, 3]` array with `fps`) -> `[clips*crops, 3, T, S, S]`;
+    `last_seconds` (non-official) spreads the clips over the video's end only."""
     plan: list[list[int]] = []
 
     def wanted(n: int, rate: float) -> list[int]:
-        times = clip_times(n / rate, clips, clip_duration)  # duration = frame count / average fps
+        times = tail_clip_times(n / rate, clips, clip_duration, last_seconds)  # duration = frames / average fps
         plan[:] = [clip_frame_indices(n, rate, s, e, frames_per_clip) for s, e in times]
         return [i for idx in plan for i in idx]
 
@@ -292,11 +310,15 @@ def load_videos(
     fps: float | None = None,
     errors: str = "raise",
     num_workers: int = 0,
+    last_seconds: float | None = None,
 ) -> torch.Tensor | LoadResult:
-    """Videos -> `[N, clips*crops, 3, frames_per_clip, size, size]` float32 (official: `[N, 15, 3, 2, 224, 224]`)."""
+    """Videos -> `[N, clips*crops, 3, frames_per_clip, size, size]` float32 (official: `[N, 15, 3, 2, 224, 224]`);
+    `last_seconds`: see the module docstring (non-official, default off)."""
+    if last_seconds is not None and not last_seconds > 0:
+        raise ValueError(f"last_seconds must be positive or None, got {last_seconds!r}")
     shape = (clips * num_crops, 3, frames_per_clip, size, size)
 
     def one(i: int, x: Any) -> torch.Tensor:
-        return load_video(x, clips, clip_duration, frames_per_clip, size, num_crops, fps)
+        return load_video(x, clips, clip_duration, frames_per_clip, size, num_crops, fps, last_seconds)
 
     return load_batch(items, one, "video", shape, errors, num_workers)

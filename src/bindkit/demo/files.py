@@ -45,7 +45,11 @@ class Split:
     @property
     def surfaces(self) -> list[str]:
         """The surface attribute of every row (the arithmetic query's image attribute)."""
-        return [r["attributes"]["surface"] for r in self.rows]
+        return self.attribute("surface")
+
+    def attribute(self, name: str) -> list[str]:
+        """One attribute (surface, relief, ink, ...) of every row, from the manifest."""
+        return [r["attributes"][name] for r in self.rows]
 
 
 def write_splits(data: DemoData, run: Path) -> dict[str, Path]:

@@ -12,21 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from bindkit.data import tokenize
+from bindkit.data import load, tokenize
 from bindkit.evaluate import class_embeddings as evaluate_class_embeddings
-from bindkit.evaluate import (
-    compose,
-    few_shot,
-    nearest,
-    retrieval,
-    settings_for,
-    share_with_attributes,
-    zero_shot,
-)
+from bindkit.evaluate import few_shot, retrieval, settings_for, zero_shot
 from bindkit.model import ImageBind
 from bindkit.worlds.captions import PROMPT_TEMPLATES, WORDS
 
+from .arithmetic import arithmetic_query, arithmetic_table
 from .settings import BOUND
+
+__all__ = ["arithmetic_query", "arithmetic_table", "class_embeddings", "embed", "few_shot_table", "retrieval_matrix",
+           "trained_together", "video_clip_table", "zero_shot_table"]  # fmt: skip
 
 
 @torch.no_grad()
@@ -83,29 +79,15 @@ def few_shot_table(train_emb: dict[str, torch.Tensor], y_train: np.ndarray, test
             for m in train_emb}  # fmt: skip
 
 
-def arithmetic_query(image: torch.Tensor, audio: torch.Tensor, surface: list[str], digit: np.ndarray,
-                     n_queries: int, seed: int = 0, k: int = 5) -> dict[str, float]:  # fmt: skip
-    """unit(image_i) + unit(audio_j) against the test images: share (%) of the top k showing image i's surface AND
-    audio j's digit (j drawn with another digit than i's); image i itself is left out of its results. Baselines:
-    the image alone and the audio alone; `ceiling`: the best share the gallery allows (some pairs have < k items)."""
-    rng = np.random.default_rng(seed)
-    n = len(digit)
-    qi = rng.choice(n, size=min(n_queries, n), replace=False)
-    qj = np.array([rng.choice(np.nonzero(digit != digit[i])[0]) for i in qi])
-    surf = np.asarray(surface)
-    want = [surf[qi], digit[qj]]
-    out = {}
-    for name, q in (
-        ("image+audio", compose([image[qi], audio[qj]])),
-        ("image", image[qi]),
-        ("audio", audio[qj]),
-    ):
-        _, ranked = nearest(q, image, k + 1)
-        idx = np.stack(
-            [row[row != i][:k] for row, i in zip(ranked.numpy(), qi, strict=True)]
-        )  # drop the query image
-        out[name] = share_with_attributes(idx, [surf, digit], want)
-    both = (surf[None, :] == want[0][:, None]) & (digit[None, :] == want[1][:, None])
-    out["ceiling"] = float(np.minimum(both.sum(1), k).mean() / k * 100)
-    out["n_queries"], out["k"] = len(qi), k
-    return out
+def video_clip_table(model: ImageBind, files: list, cls: torch.Tensor, y: np.ndarray, seconds: float,
+                     ) -> dict[str, Any]:  # fmt: skip
+    """Zero-shot top-1 (%) of each 2-frame clip of the videos alone (clips tiling the whole video, first to last),
+    of their average (the official loader's even spread) and of the demo's choice (the model's `preprocess`)."""
+    opts = dict(model.config.encoders["vision"].preprocess)
+    n = max(1, round(seconds / opts["clip_duration"]))
+    x = load("video", files, config=model.config, clips=n, last_seconds=None)  # (N, n, 3, 2, S, S)
+    per = [embed(model, "video", x[:, i : i + 1]) for i in range(n)]
+    top1 = lambda e: zero_shot(e, y, cls)["top1"]  # noqa: E731
+    tail = opts.get("clips", n) if opts.get("last_seconds") else n
+    return {"clips": [top1(e) for e in per], "all_clips": top1(embed(model, "video", x)), "tail_clips": tail,
+            "clip_seconds": opts["clip_duration"]}  # fmt: skip
