@@ -93,6 +93,8 @@ def synthesize_festival(voice: str, word: str, stretch: float, _f0: int) -> tupl
                f"(Parameter.set 'Duration_Stretch {stretch:.3f})", "-o", f.name]  # fmt: skip
         subprocess.run(cmd, check=True, capture_output=True, input=word.encode())
         return _read_wav(f.name, f"festival {voice!r} {word!r}")
+
+
 def resample_fft(wave: np.ndarray, sr: int, new_sr: int) -> np.ndarray:
     """Band-limited resampling by truncating the padded spectrum (fine for a one-off offline step)."""
     pad = np.pad(wave.astype(np.float64), (256, 256))
@@ -151,7 +153,9 @@ def other_word(synth: Callable) -> Callable:
     return word_of
 
 
-def make_voice(ident: dict, rng: np.random.Generator, out: Path, word_fn: Callable = espeak_word) -> list[dict]:
+def make_voice(
+    ident: dict, rng: np.random.Generator, out: Path, word_fn: Callable = espeak_word
+) -> list[dict]:
     """Synthesize the ten words of one voice into `<voice>.ogg`; return the manifest records."""
     records, pieces, pos = [], [], GAP
     for digit, word in enumerate(WORDS):

@@ -4,19 +4,29 @@ held-out split and few-shot pool (scored from their files, see `files.py`).
 Depth, thermal and IMU are normalised with statistics fitted on the train split; the constants (plus the audio clip,
 IMU window and video clip options) go into the saved model's `preprocess`, so `bindkit.data` loaders, `bindkit eval`,
 the store and the search service turn files into inputs the way the model was trained.
+
+Audio is trained on what inference sees: the loader pads short files with silence in the waveform (`pad="centre"`,
+a non-official `load_audio` mode stored in `preprocess`), and each binding instance's clip goes through the waveform
+augmentation of `bindkit.train.audio_augment` (seeded per item): half are cut to the word at its natural length,
+some band-limited to 8 kHz, with extra noise or room, all at a random level; then through `load_audio` as files are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from bindkit.config import ImageBindConfig
-from bindkit.data import NORMALIZATION_FITTERS
+from bindkit.data import NORMALIZATION_FITTERS, load_audio
+from bindkit.train.audio_augment import WaveAug, augment_waves
 from bindkit.worlds import DigitsWorld, Instances, to_model_inputs
+from bindkit.worlds.inputs import audio_clip_options
 
 TEST_MODALITIES = ("image", "video", "audio", "depth", "thermal", "imu", "text")
+AUDIO_PAD = "centre"  # load_audio's silence padding of short files (stored in the model's preprocess)
+AUDIO_AUG = WaveAug()  # the binding clips' waveform augmentation
 
 
 @dataclass
@@ -31,6 +41,7 @@ class DemoData:
     probe: Instances  # the first train instances, video rendered too (few-shot pool for video)
     train_inputs: dict[str, torch.Tensor]  # vision/text: every anchor instance; bound modalities: train only
     preprocess: dict[str, dict]  # modality -> loader constants stored in the model's config
+    engine_test: Instances | None = None  # the test instances spoken by the held-out engine (audio only)
 
 
 def input_shapes(config: ImageBindConfig) -> dict[str, tuple[int, ...]]:
@@ -46,7 +57,22 @@ def audio_options(world: DigitsWorld, config: ImageBindConfig) -> dict:
         raise ValueError(
             f"audio input of {frames} frames needs {clip:.3f} s clips; the world's are {world.audio_seconds} s"
         )
-    return {"clip_duration": clip, "clips_per_file": 1}
+    return {"clip_duration": clip, "clips_per_file": 1, "pad": AUDIO_PAD}
+
+
+def train_audio(train: Instances, config: ImageBindConfig, audio: dict, seed: int, aug: WaveAug = AUDIO_AUG,
+                ) -> torch.Tensor:  # fmt: skip
+    """The binding instances' audio inputs: waveform-augmented clips (item i seeded by (seed, 7919, i)) through
+    `load_audio` with the demo's options, the path files take at inference."""
+    if train.audio is None or train.audio_span is None:
+        raise ValueError("train_audio needs instances with audio rendered")
+    seeds = np.array([[seed, 7919, i] for i in range(len(train))])
+    waves = augment_waves(train.audio, train.audio_span, seeds, aug)
+    _, mel, frames = config.encoders["audio"].input_shape
+    kw = audio_clip_options(train.audio.shape[1] / train.sample_rate, mel, frames) | audio
+    x = load_audio([(torch.from_numpy(w), train.sample_rate) for w in waves], **kw)
+    assert isinstance(x, torch.Tensor)  # errors="raise": a tensor or an exception
+    return x
 
 
 def build_data(config: ImageBindConfig, n_anchor: int, n_train: int, n_test: int, n_probe: int, seed: int = 0,
@@ -64,15 +90,15 @@ def build_data(config: ImageBindConfig, n_anchor: int, n_train: int, n_test: int
     probe = world.render(train.select(slice(0, n_probe)), ("video",))
     shapes, audio = input_shapes(config), audio_options(world, config)
     tr = to_model_inputs(anchor, {m: shapes[m] for m in ("vision", "text")})
-    tr |= to_model_inputs(
-        train, {m: shapes[m] for m in ("audio", "depth", "thermal", "imu")}, audio_kwargs=audio
-    )
+    tr |= to_model_inputs(train, {m: shapes[m] for m in ("depth", "thermal", "imu")})
+    tr["audio"] = train_audio(train, config, audio, seed)
+    engine_test = world.render(world.revoice(test), ("audio",)) if world.engine_voice else None
     preprocess = {"audio": dict(audio), "imu": {"duration": world.window_seconds}, "vision": video_options(world)}
     for m, fit in NORMALIZATION_FITTERS.items():
         stats = fit(tr[m])
         preprocess[m] = {**preprocess.get(m, {}), **stats}
         tr[m] = normalize(tr[m], stats)
-    return DemoData(world, anchor, train, test, probe, tr, preprocess)
+    return DemoData(world, anchor, train, test, probe, tr, preprocess, engine_test)
 
 
 def video_options(world: DigitsWorld) -> dict:

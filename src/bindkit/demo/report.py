@@ -56,6 +56,16 @@ def few_shot_md(fs: dict[str, dict]) -> list[str]:
     return lines
 
 
+def robustness_section(result: dict[str, Any]) -> list[str]:
+    """The audio robustness table (held-out voices and the held-out engine), when the run has one."""
+    from .robustness import robustness_md
+
+    if "audio_robustness" not in result:
+        return []
+    return ["## Audio robustness (emergent top-1 %, held-out voices; per voice engine)", "",
+            *robustness_md(result["audio_robustness"]), ""]  # fmt: skip
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> Path:
     """The human-readable report: set-up, the four tables, targets and timings."""
     s, t, ar = result["settings"], result["timings_s"], result["arithmetic"]
@@ -73,6 +83,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> Path:
         f"unit(image) + unit(audio) against the test images; share of the top {ar['k']} showing the image's surface "
         f"and the spoken digit, over {ar['n_queries']} queries: **{ar['image+audio']:.1f}%** (image alone "
         f"{ar['image']:.1f}%, audio alone {ar['audio']:.1f}%, best possible {ar['ceiling']:.1f}%).", "",
+        *robustness_section(result),
         "## Targets", "", *[f"- {k}: {'met' if v['met'] else 'NOT met'} ({v['detail']})" for k, v in result["targets"].items()], "",
         "## Time", "", "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in t.items()], "",
         f"Load average at start / end: {result['load_average']['start']} / {result['load_average']['end']}.", "",

@@ -30,7 +30,7 @@ from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
 from bindkit.train.build import set_encoder_config
 
-from . import report, scores
+from . import report, robustness, scores
 from .data import DemoData, build_data
 from .files import SCORED, Split, read_split, write_splits
 from .settings import BOUND, PRESETS, DemoSettings, demo_config
@@ -123,6 +123,11 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("evaluate", bar):
         test, probe = (read_split(paths[k], bound.model.config) for k in ("test", "probe"))
         result = evaluate(bound.model, paired.model, test, probe, s)
+        model = bound.model
+        assert model is not None  # the run trained it
+        result["audio_robustness"] = robustness.audio_robustness(
+            model, scores.class_embeddings(model), data.test, data.engine_test, seed
+        )
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip

@@ -1,0 +1,163 @@
+"""Issue 15's audio work: the silence-padding loader mode, the waveform augmentations (against numpy re-derivations),
+the three-engine speech pool's held-out engine, and the quick demo's robustness table and length invariance."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import bindkit
+from bindkit.config import EncoderConfig
+from bindkit.data import load, load_audio, loader_kwargs
+from bindkit.train.audio_augment import WaveAug, add_noise, augment_wave, band_limit, change_level, cut_word
+from bindkit.worlds import DigitsWorld
+from bindkit.worlds.speech import heldout_engine, load_manifest, split_voices, voice_engines
+
+SR = 16000
+
+
+def _word(n: int = 6000, seed: int = 0) -> np.ndarray:
+    """A word-like burst: a few harmonics under a smooth envelope, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    x = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((180, 360, 900, 2500, 5200), 1))
+    return (0.2 * np.hanning(n) * x + 0.001 * rng.standard_normal(n)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the loader's silence padding
+@pytest.mark.parametrize("mode", ["centre", "start"])
+def test_silence_padding_equals_padding_the_waveform_by_hand(mode):
+    w, clip = _word(), int(1.995 * SR)
+    left = (clip - len(w)) // 2 if mode == "centre" else 0
+    by_hand = np.zeros(clip, np.float32)
+    by_hand[left : left + len(w)] = w
+    kw = dict(num_mel_bins=64, target_length=198, clip_duration=1.995, clips_per_file=1)
+    padded = load_audio([(torch.from_numpy(w), SR)], pad=mode, **kw)
+    official = load_audio([(torch.from_numpy(by_hand), SR)], **kw)  # a full clip: no padding rule applies
+    torch.testing.assert_close(padded, official, atol=1e-5, rtol=0)
+    fbank_padded = load_audio([(torch.from_numpy(w), SR)], **kw)  # the official rule differs on a short file
+    assert (fbank_padded - official).abs().max() > 0.1
+
+
+def test_padding_leaves_long_files_alone_and_refuses_unknown_modes():
+    w = _word(40000)
+    kw = dict(num_mel_bins=64, target_length=198, clip_duration=1.995, clips_per_file=2)
+    a = load_audio([(torch.from_numpy(w), SR)], pad="centre", **kw)
+    torch.testing.assert_close(a, load_audio([(torch.from_numpy(w), SR)], **kw), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="pad must be one of"):
+        load_audio([(torch.from_numpy(w), SR)], pad="middle")
+
+
+def test_pad_travels_in_the_config_preprocess():
+    enc = EncoderConfig(modality="audio", width=8, depth=1, heads=1, input_shape=(1, 64, 198))
+    assert "pad" not in loader_kwargs("audio", enc)  # the official padding unless a model says otherwise
+    enc = dataclasses.replace(enc, preprocess={"pad": "centre"})
+    assert loader_kwargs("audio", enc)["pad"] == "centre"
+
+
+# ---------------------------------------------------------------- waveform augmentations
+def test_band_limit_kills_energy_above_4khz():
+    w = np.random.default_rng(1).standard_normal(32000).astype(np.float32)
+    y = band_limit(w, SR)
+    spec = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
+    f = np.fft.rfftfreq(len(y), 1 / SR)
+    assert spec[f >= 4000].sum() < 1e-8 * spec.sum()
+    low = np.abs(np.fft.rfft(w.astype(np.float64))) ** 2
+    np.testing.assert_allclose(spec[f < 3900], low[f < 3900], rtol=1e-3, atol=1e-3 * low.mean())
+
+
+def test_noise_is_added_at_the_asked_snr():
+    w = _word(20000)
+    ref = float(np.mean(w.astype(np.float64) ** 2))
+    for snr in (20.0, 5.0):
+        noise = add_noise(w, snr, np.random.default_rng(3)).astype(np.float64) - w
+        assert 10 * np.log10(ref / np.mean(noise**2)) == pytest.approx(snr, abs=0.01)
+        assert abs(noise.mean()) < 5 * noise.std() / np.sqrt(len(noise))  # zero-mean white noise
+    noise = add_noise(w, 20.0, np.random.default_rng(3), ref_power=0.01).astype(np.float64) - w
+    assert 10 * np.log10(0.01 / np.mean(noise**2)) == pytest.approx(20.0, abs=0.01)
+
+
+def test_level_change_is_exact_and_cut_word_is_the_span():
+    w = _word()
+    np.testing.assert_array_equal(change_level(w, -20.0), w * np.float32(0.1))
+    assert np.abs(change_level(w, 40.0)).max() <= 1.0  # a large gain clips
+    np.testing.assert_array_equal(cut_word(w, (1000, 3000), 100), w[900:3100])
+
+
+def test_augmentation_is_a_pure_function_of_the_seed_row():
+    clip = np.zeros(32000, np.float32)
+    clip[10000:16000] = _word()
+    outs = [augment_wave(clip, (10000, 16000), (0, 7919, i)) for i in range(40)]
+    again = augment_wave(clip, (10000, 16000), (0, 7919, 5))
+    np.testing.assert_array_equal(outs[5], again)
+    lengths = {len(o) for o in outs}
+    assert 32000 in lengths and min(lengths) <= 6000 + int(0.3 * SR)  # full windows and cut words
+    assert len({round(float(np.sqrt(np.mean(o**2))), 6) for o in outs}) > 30  # levels differ item by item
+    none = WaveAug(short=0.0, telephone=0.0, noise=0.0, reverb=0.0, level_db=(0.0, 0.0))
+    np.testing.assert_array_equal(augment_wave(clip, (10000, 16000), (1, 2), none), clip)
+
+
+# ---------------------------------------------------------------- three engines, one held out
+def test_pool_has_three_engines_and_the_heldout_engine_never_trains():
+    engines = voice_engines()
+    assert set(engines.values()) == {"espeak-ng", "flite", "festival"} and heldout_engine() == "festival"
+    assert {engines[v] for v in split_voices("engine")} == {"festival"}
+    assert {engines[v] for v in split_voices("train")} == {"espeak-ng", "flite"}
+    world = DigitsWorld()
+    train = world.sample("train", 400, modalities=())
+    used = set(world.writer_voice[int(w)] for w in world.writers("train")) | set(train.voice)
+    assert not {engines[v] for v in used} & {"festival"}
+    # flite's held-out voices share speakers (KAL, SLT) with festival's: none of them trains either
+    flite_train = {m["engine_voice"] for m in load_manifest()["voices"] if m.get("engine") == "flite"
+                   and m["split"] == "train"}  # fmt: skip
+    assert flite_train == {"awb", "rms"}
+
+
+def test_revoice_keeps_the_instances_and_swaps_in_the_heldout_engine():
+    world = DigitsWorld()
+    test = world.sample("test", 30, modalities=("audio",))
+    held = world.render(world.revoice(test), ("audio",))
+    assert list(held.digit) == list(test.digit) and list(held.writer) == list(test.writer)
+    assert {voice_engines()[v] for v in held.voice} == {"festival"}
+    assert held.audio.shape == test.audio.shape and not np.array_equal(held.audio, test.audio)
+    assert test.audio_span is not None and (test.audio_span[:, 1] > test.audio_span[:, 0]).all()
+    with pytest.raises(ValueError, match="revoice needs test instances"):
+        world.revoice(world.sample("train", 2, modalities=()))
+
+
+# ---------------------------------------------------------------- the quick demo trained by the new recipe
+def test_quick_report_has_the_robustness_table(quick_demo):
+    rows, md = quick_demo.report["audio_robustness"], quick_demo.report_md.read_text()
+    names = ("as recorded", "trimmed to the word", "8 kHz band-limited", "20 dB SNR noise", "-20 dB level",
+             "held-out engine, as recorded")  # fmt: skip
+    for name in names:
+        assert f"| {name} |" in md and rows[name]["top1"] >= 0
+    assert set(rows["held-out engine, as recorded"]) == {"top1", "n", "festival"}
+    assert {"espeak-ng", "flite"} <= set(rows["as recorded"])
+    model = bindkit.load_model(quick_demo.model_dir)
+    assert model.config.encoders["audio"].preprocess["pad"] == "centre"  # load() applies it by itself
+
+
+def test_a_short_file_embeds_like_the_same_word_padded_in_the_waveform(quick_demo, tmp_path, one_torch_thread):
+    """The short word as a file (the model's own padding) and the same word at the start of a 2-s silent clip:
+    a different position, so equal embeddings are learnt, not built in."""
+    import soundfile as sf
+
+    model = bindkit.load_model(quick_demo.model_dir)
+    world = DigitsWorld()
+    test = world.sample("test", 20, seed=3, modalities=("audio",))
+    clip = int(1.995 * SR)
+    short, padded = [], []
+    for i, (w, (a, b)) in enumerate(zip(test.audio, test.audio_span, strict=True)):
+        word = w[a:b]
+        sf.write(tmp_path / f"{i}.wav", word, SR, subtype="FLOAT")
+        short.append(tmp_path / f"{i}.wav")
+        full = np.zeros(clip, np.float32)
+        full[: len(word)] = word
+        padded.append((torch.from_numpy(full), SR))
+    with torch.no_grad():
+        e1 = model.encode({"audio": load("audio", short, config=model.config)})["audio"]
+        e2 = model.encode({"audio": load("audio", padded, config=model.config)})["audio"]
+    cos = torch.nn.functional.cosine_similarity(e1, e2)
+    assert float(cos.median()) >= 0.95, cos
