@@ -139,7 +139,9 @@ def test_quick_report_has_the_robustness_table(quick_demo):
     assert model.config.encoders["audio"].preprocess["pad"] == "centre"  # load() applies it by itself
 
 
-def test_a_short_file_embeds_like_the_same_word_padded_in_the_waveform(quick_demo, tmp_path, one_torch_thread):
+def test_a_short_file_embeds_like_the_same_word_padded_in_the_waveform(
+    quick_demo, tmp_path, one_torch_thread
+):
     """The short word as a file (the model's own padding) and the same word at the start of a 2-s silent clip:
     a different position, so equal embeddings are learnt, not built in."""
     import soundfile as sf
