@@ -93,7 +93,7 @@ def build_data(config: ImageBindConfig, n_anchor: int, n_train: int, n_test: int
     tr |= to_model_inputs(train, {m: shapes[m] for m in ("depth", "thermal", "imu")})
     tr["audio"] = train_audio(train, config, audio, seed)
     engine_test = world.render(world.revoice(test), ("audio",)) if world.engine_voice else None
-    preprocess: dict[str, dict] = {"audio": dict(audio), "imu": {"duration": world.window_seconds}, "vision": video_options(world)}
+    preprocess = {"audio": dict(audio), "imu": {"duration": world.window_seconds}, "vision": video_options(world)}
     for m, fit in NORMALIZATION_FITTERS.items():
         stats = fit(tr[m])
         preprocess[m] = {**preprocess.get(m, {}), **stats}
