@@ -6,6 +6,7 @@ measure a real store instead (e.g. a demo run's). The baseline is the same query
 (no HTTP), one at a time, so the difference is the cost of the service itself.
 
     python benchmarks/bench_serve.py --requests 200 --concurrency 1,4,16
+    python benchmarks/bench_serve.py --requests 300 --text-burst 100   # micro-batching vs one item per pass
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
 def make_store(folder: Path) -> tuple[Path, Path]:
-    """A random tiny model and a store of generated images, sounds and IMU traces."""
+    """A random tiny model and a store of generated images, sounds and IMU traces (reused when already built)."""
+    if (folder / "db").is_dir() and (folder / "model" / "config.json").is_file():
+        return folder / "model", folder / "db"
     import soundfile as sf
     import torch
     from PIL import Image
@@ -49,12 +53,51 @@ def make_store(folder: Path) -> tuple[Path, Path]:
     return model, folder / "db"
 
 
-def run_server(model: str, store: str, port: int) -> None:
+def run_server(model: str, store: str, port: int, max_batch: int = 64) -> None:
     import uvicorn
 
     from bindkit.serve import create_app
+    from bindkit.serve.limits import Limits
 
-    uvicorn.run(create_app(model, store), host="127.0.0.1", port=port, log_level="warning")
+    # a long per-request timeout: the burst measures throughput, and a 503 would return early and flatter it
+    app = create_app(model, store, limits=Limits(max_batch=max_batch, request_timeout_s=600.0))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start_server(model: str, store: str, max_batch: int = 64) -> tuple[Any, str]:
+    """A server process on a free loopback port -> (process, url), once it answers /health."""
+    port = free_port()
+    proc = mp.get_context("spawn").Process(
+        target=run_server, args=(model, store, port, max_batch), daemon=True
+    )
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    _wait(url)
+    return proc, url
+
+
+def text_burst(model: str, store: str, n: int, concurrency: int, repeats: int) -> None:
+    """`concurrency` clients sending `n` text searches, against one item per forward pass (the service before
+    batching: one request at a time in the model) and against micro-batching, alternated `repeats` times."""
+    search = lambda c, i: c.post("/search", data={"text": f"query {i}", "k": "10"})  # noqa: E731
+    print(f"{n} text searches, {concurrency} concurrent clients: medians of {repeats} alternated runs")
+    print(f"{'service':>24} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} {'passes':>6}")
+    stats: dict[str, list[tuple[float, float, float, int, int]]] = {"no batching": [], "micro-batched": []}
+    for _ in range(repeats):
+        for name, max_batch in (("no batching", 1), ("micro-batched", 64)):
+            proc, url = start_server(model, store, max_batch)
+            rps, lat, err = load(url, search, n, concurrency)
+            stats[name].append((rps, float(np.median(lat)), float(np.percentile(lat, 95)), err, 0))
+            proc.terminate()
+            proc.join()
+    for name, rows in stats.items():
+        r = np.array(rows)
+        print(f"{name:>24} {np.median(r[:, 0]):7.1f} {np.median(r[:, 1]):8.1f} {np.median(r[:, 2]):8.1f} "
+              f"{int(r[:, 3].sum()):>6}")  # fmt: skip
+    ratio = np.median([r[0] for r in stats["micro-batched"]]) / np.median(
+        [r[0] for r in stats["no batching"]]
+    )
+    print(f"throughput ratio micro-batched / no batching: {ratio:.2f}x")
 
 
 def free_port() -> int:
@@ -92,8 +135,13 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/bindkit-bench-serve")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--concurrency", default="1,4,16")
+    ap.add_argument("--text-burst", type=int, default=0, metavar="CLIENTS",
+                    help="only: --requests text searches from CLIENTS concurrent clients, batched vs not")  # fmt: skip
+    ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     model, store = (a.model, a.store) if a.model else make_store(Path(a.dir))
+    if a.text_burst:
+        return text_burst(str(model), str(store), a.requests, a.text_burst, a.repeats)
     image = next((Path(a.dir) / "media" / "images").glob("*.png"), None) if not a.model else None
     port = free_port()
     server = mp.get_context("spawn").Process(

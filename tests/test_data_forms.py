@@ -25,7 +25,7 @@ from bindkit.data import (
 )
 from bindkit.data import audio as audio_mod
 from bindkit.data.audio import decode_audio
-from bindkit.data.dataset import EXTENSIONS
+from bindkit.modalities import spec
 
 F, B = 518.857901, 0.075  # default focal (px) and baseline (m) of load_depth
 FORMATS = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}
@@ -269,7 +269,7 @@ def test_audio_folders_pick_up_video_containers(tmp_path):
     (tmp_path / "notes.txt").write_text("neither")
     files = list_files(tmp_path, "audio")
     assert [p.name for p in files] == ["a.wav", "b.mp4", "c.mkv", "d.mov"]
-    assert {".mp4", ".mkv", ".webm", ".mov"} <= EXTENSIONS["audio"]
+    assert {".mp4", ".mkv", ".webm", ".mov"} <= set(spec("audio").extensions)
     batches = list(
         DataLoader(StreamingDataset(tmp_path, "audio", errors="skip"), batch_size=4, collate_fn=collate)
     )
@@ -282,5 +282,5 @@ def test_video_folders_are_unaffected(tmp_path):
     write_av(tmp_path / "b.mp4")
     sf.write(tmp_path / "a.wav", np.zeros(16000), 16000)
     sf.write(tmp_path / "c.flac", np.zeros(16000), 16000)
-    assert EXTENSIONS["video"] == {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+    assert set(spec("video").extensions) == {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
     assert [p.name for p in list_files(tmp_path, "video")] == ["b.mp4"]

@@ -9,7 +9,7 @@ import pytest
 
 from bindkit.data import LoadError
 from bindkit.evaluate import readers as R
-from bindkit.evaluate.embed import load_inputs
+from bindkit.evaluate.embed import load_items
 from bindkit.evaluate.readers.matfile import read_mat_strings
 from bindkit.evaluate.readers.thermal import background_boxes
 
@@ -232,7 +232,7 @@ def test_ego4d_windows_and_imu_csv(tmp_path):
     assert [it.window for it in ds.items] == [(0.0, 5.0), (5.0, 10.0)]  # 12 s -> two whole 5-s windows
     assert ds.class_names == ["Cooking"] and ds.labels == [0, 0]
     assert ds.excluded == {"videos without exactly one scenario": 1} and len(ds.missing) == 1
-    x = load_inputs("imu", ds.items, model=None)  # windows cut here, resampled by bindkit.data.load_imu
+    x = load_items("imu", ds.items, model=None)  # windows cut here, resampled by bindkit.data.load_imu
     grid = np.array([0.0, 5.0])[:, None] + np.arange(2000) * 5.0 / 2000
     assert x.shape == (2, 6, 2000)
     np.testing.assert_allclose(x[:, 0], 1.0, atol=1e-6)  # accelerometer x first
@@ -240,8 +240,8 @@ def test_ego4d_windows_and_imu_csv(tmp_path):
     np.testing.assert_allclose(x[:, 3], grid, atol=1e-4)  # gyro x = time in s, linearly interpolated
     late = R.Item(ds.items[0].path, window=(20.0, 25.0))
     with pytest.raises(LoadError, match="cover under half of the window 20.0-25.0"):
-        load_inputs("imu", [late], model=None)
-    res = load_inputs("imu", [late, ds.items[1]], model=None, errors="skip")
+        load_items("imu", [late], model=None)
+    res = load_items("imu", [late, ds.items[1]], model=None, errors="skip")
     assert res.tensor.shape == (1, 6, 2000) and [s.index for s in res.skipped] == [0]
 
 

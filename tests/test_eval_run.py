@@ -16,7 +16,7 @@ from PIL import Image
 import bindkit
 from bindkit import data
 from bindkit import evaluate as E
-from bindkit.evaluate.embed import load_inputs
+from bindkit.evaluate.embed import load_items
 from bindkit.evaluate.readers import Item
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (20, 40, 230)}
@@ -179,14 +179,14 @@ def test_bad_audio_named_or_skipped(world, tmp_path):
 def test_depth_and_thermal_items_reach_the_loaders_with_their_geometry(world):
     root, model = world
     ds = E.TASKS["nyud"].reader(root / "nyud")
-    got = load_inputs("depth", ds.items[:2], model)
+    got = load_items("depth", ds.items[:2], model)
     ref = data.load_depth([it.path for it in ds.items[:2]], focal_length=518.857901, baseline=0.075, encoding="mm",
                           size=224)  # fmt: skip
     torch.testing.assert_close(got, ref)
     crop = Item(root / "LLVIP/infrared/test/190001.jpg", box=(10, 20, 30, 70))
     with Image.open(crop.path) as im:
         ref = data.load_thermal([im.crop(crop.box)], size=224)
-    torch.testing.assert_close(load_inputs("thermal", [crop], model), ref)
+    torch.testing.assert_close(load_items("thermal", [crop], model), ref)
 
 
 def test_unknown_task_and_missing_official_checkpoint(world, tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ from bindkit.store.store import item_id  # noqa: E402
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     w = shared_world(tmp_path_factory)
-    client = TestClient(create_app(w["model"], w["db"]))
+    client = TestClient(create_app(w["model"], w["db"]), base_url="http://localhost")
     rows = {
         r["path"]: r
         for r in Store.for_model(w["db"], w["model"]).rows(columns=("path", "vector")).to_pylist()
@@ -128,7 +128,7 @@ def test_items_and_previews(env):
 def test_uploads_are_checked_and_cleaned(env, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     app = create_app(env["model"], env["db"], max_upload_bytes=50_000)
-    c = TestClient(app)
+    c = TestClient(app, base_url="http://localhost")
     wav = env["media"]["audio"][0]  # 32 kB
     assert c.post("/search", files=upload(wav)).status_code == 200
     big = env["media"]["video"][0].read_bytes() + b"\0" * 60_000
@@ -138,13 +138,13 @@ def test_uploads_are_checked_and_cleaned(env, tmp_path, monkeypatch):
     r = c.post("/search", files=upload(wav, "fake.png", b"#!/bin/sh\nrm -rf /\n"))
     assert r.status_code == 415 and "does not look like a .png" in r.json()["detail"]
     r = c.post("/search", files=upload(wav, "../../etc/x.wav", b"RIFF\0\0\0\0WAVEjunk"))
-    assert r.status_code == 400 and "x.wav" in r.json()["detail"]  # a broken WAV: the loader's reason
+    assert r.status_code == 422 and "x.wav" in r.json()["detail"]  # a broken WAV: the reader's reason
     assert c.post("/search", files=upload(wav, "empty.wav", b"")).status_code == 400
     assert list(tmp_path.iterdir()) == []  # every temporary upload folder removed
 
 
 def test_token_and_binding(env):
-    c = TestClient(create_app(env["model"], env["db"], token="s3cret"))
+    c = TestClient(create_app(env["model"], env["db"], token="s3cret"), base_url="http://localhost")
     assert c.post("/search", data={"text": "x"}).status_code == 401
     bad = {"Authorization": "Bearer nope"}
     assert c.post("/search", data={"text": "x"}, headers=bad).status_code == 401
@@ -193,7 +193,7 @@ def test_demo_run_is_found_and_its_test_split_embedded(env, tmp_path, capsys):
     assert latest_demo_run(tmp_path) == run.resolve()
     model, store, data = demo_paths(run)
     assert (model, store, data) == (run / "model", run / "store", [split / "manifest.jsonl"])
-    c = TestClient(build_app(demo_run=run, progress=False))
+    c = TestClient(build_app(demo_run=run, progress=False), base_url="http://localhost")
     assert c.get("/health").json()["kinds"] == {"image": 2, "audio": 2, "depth": 2, "imu": 2, "text": 2}
     res = c.post("/search", data={"text": "digit 1", "k": "1", "modalities": "text"}).json()["results"]
     assert res[0]["text"] == "digit 1" and res[0]["label"] == "1" and res[0]["meta"]["split"] == "test"

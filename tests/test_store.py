@@ -65,7 +65,7 @@ def test_detect_rules(tmp_path):
     assert (
         detect_modality("x/sound.wav", override="depth") == "audio"
     )  # override only where it is a candidate
-    with pytest.raises(DetectError, match="neither IMU"):
+    with pytest.raises(DetectError, match="neither of depth, imu"):
         detect_modality(tmp_path / "misc" / "d.npy")
     with pytest.raises(DetectError, match="unknown file type"):
         detect_modality("x/file.docx")

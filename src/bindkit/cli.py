@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +31,10 @@ def _convert(a: argparse.Namespace) -> None:
 def _configs(a: argparse.Namespace) -> None:
     import json
 
+    from bindkit.demo.settings import register_demo_config
     from bindkit.registry import get_config, list_configs
 
+    register_demo_config()
     for name in list_configs():
         cfg = get_config(name)
         print(name if not a.verbose else json.dumps(cfg.to_dict(), indent=1))
@@ -83,12 +87,12 @@ def _search(a: argparse.Namespace) -> None:
     queries = [("text", t, 1.0) for t in a.text] + [("file", f, 1.0) for f in a.file]
     if a.weight:
         if len(a.weight) != len(queries):
-            raise SystemExit(
-                f"--weight given {len(a.weight)} times for {len(queries)} queries (texts, then files)"
+            raise ValueError(
+                f"--weight has {len(a.weight)} values for {len(queries)} queries (texts, then files)"
             )
         queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
     if not queries:
-        raise SystemExit("give at least one --text or --file query")
+        raise ValueError("give at least one --text or --file query")
     kinds = a.modalities.split(",") if a.modalities else None
     for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where):
         print(f"{h.score:.4f}  {h.modality:8s} {h.path}")
@@ -98,7 +102,7 @@ def _serve(a: argparse.Namespace) -> None:
     from bindkit.serve import serve
 
     serve(host=a.host, port=a.port, model_dir=a.model, store_dir=a.store, token=a.token, data=a.data or None,
-          demo_run=a.demo_run)  # fmt: skip
+          demo_run=a.demo_run, allowed_hosts=a.allow_host or None)  # fmt: skip
 
 
 def _demo(a: argparse.Namespace) -> None:
@@ -110,7 +114,9 @@ def _demo(a: argparse.Namespace) -> None:
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="a smaller world and shorter training (about 2 minutes)")
+    p.add_argument(
+        "--quick", action="store_true", help="a smaller world and shorter training (about 2 minutes)"
+    )
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -130,9 +136,8 @@ def _args_download(p: argparse.ArgumentParser) -> None:
 def _args_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
-    p.add_argument(
-        "--config", default=None, help="registered config of an official .pth (default imagebind_huge)"
-    )
+    p.add_argument("--config", default=None, help="for a .pth: a registered config name or a config.json "
+                   "(default: the .config.json bindkit wrote beside it, else imagebind_huge)")  # fmt: skip
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -195,11 +200,12 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])
     p.add_argument("--file", action="append", default=[])
-    p.add_argument("--weight", type=float, action="append", default=[],
-                   help="one weight per query, texts first then files (embedding arithmetic)")  # fmt: skip
+    p.add_argument("--weight", type=float, action="extend", nargs="+", default=[],
+                   help="one weight per query, texts first then files (embedding arithmetic): "
+                   "--weight 0.5 1 or --weight 0.5 --weight 1")  # fmt: skip
     p.add_argument("--modalities", help="comma-separated kinds to return, e.g. image,depth")
     p.add_argument("--where", help="a metadata filter, e.g. \"label = '7'\"")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_positive, default=10, help="how many results (at least 1)")
 
 
 def _args_serve(p: argparse.ArgumentParser) -> None:
@@ -208,6 +214,8 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path)
     p.add_argument("--store", type=Path)
     p.add_argument("--token")
+    p.add_argument("--allow-host", action="append", help="a Host name clients use (repeatable); default: "
+                   "loopback names without --token, any name with it (docs/search.md)")  # fmt: skip
     p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
 
@@ -230,20 +238,46 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
 ]  # fmt: skip
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subcommand per entry of COMMANDS."""
     ap = argparse.ArgumentParser(
         prog="bindkit", description="ImageBind: one embedding space for six modalities."
     )
+    debug = dict(action="store_true", help="show the traceback of an error")
+    ap.add_argument("--debug", **debug)  # type: ignore[arg-type]
     sub = ap.add_subparsers(dest="command", required=True)
     for name, fn, add_args, help_ in COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(fn=fn)
+        p.add_argument("--debug", default=argparse.SUPPRESS, **debug)  # type: ignore[arg-type]
         add_args(p)
     return ap
 
 
+# Errors a user can cause and fix (bad arguments, unreadable or missing files, refusals, no network); anything
+# else is a bug and keeps its traceback. LoadError and DetectError are ValueErrors; URLError is an OSError.
+EXPECTED_ERRORS = (ValueError, OSError, KeyError)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `bindkit` command."""
+    """Entry point of the `bindkit` command: expected errors are one line on stderr and exit status 1."""
     args = build_parser().parse_args(argv)
-    args.fn(args)
+    try:
+        args.fn(args)
+        sys.stdout.flush()  # a closed pipe (`bindkit configs | head -1`) fails here, inside the handler
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        raise SystemExit(141) from None  # 128 + SIGPIPE, as a shell reports a killed writer
+    except EXPECTED_ERRORS as e:
+        if args.debug:
+            raise
+        reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"bindkit: error: {reason}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -9,17 +9,23 @@ from torch import nn
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.heads import Head, Postprocess
 from bindkit.layers import pack_linear_weights
-from bindkit.modalities.imu import IMUStem
-from bindkit.modalities.patch2d import Patch2dStem
-from bindkit.modalities.text import TextStem
-from bindkit.modalities.vision import VisionStem
+from bindkit.modalities import STEMS, Stem
 from bindkit.trunk import Trunk
 
-# Adding a modality: write its stem (with `validate`) in modalities/<name>.py and register it here.
-STEMS: dict[str, type[nn.Module]] = {
-    "vision": VisionStem, "text": TextStem, "audio": Patch2dStem, "depth": Patch2dStem, "thermal": Patch2dStem,
-    "imu": IMUStem,
-}  # fmt: skip
+
+def eot_index(ids: torch.Tensor) -> torch.Tensor:
+    """Index of the first end-of-text token per row (EOT is the largest id, so this is argmax)."""
+    return ids.argmax(dim=-1)
+
+
+def make_stem(cfg: EncoderConfig) -> Stem:
+    """The registered stem of an encoder (see `bindkit.modalities`)."""
+    if cfg.modality not in STEMS:
+        raise KeyError(f"no stem registered for modality {cfg.modality!r}; known: {sorted(STEMS)}")
+    stem = STEMS[cfg.modality](cfg)
+    if not isinstance(stem, nn.Module):
+        raise TypeError(f"{cfg.modality}: a stem must be an nn.Module, got {type(stem).__name__}")
+    return stem
 
 
 class Encoder(nn.Module):
@@ -28,7 +34,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.stem = STEMS[cfg.modality](cfg)
+        self.stem = make_stem(cfg)
         self.trunk = Trunk(cfg)
         self.head = Head(cfg)
         self.post = Postprocess(cfg)
@@ -49,11 +55,11 @@ class Encoder(nn.Module):
         keep: list[torch.Tensor] | None = [] if trace is not None else None
         tokens = self.stem(x)  # (N, L, D)
         h = self.trunk(tokens, keep)
-        index = TextStem.pool_index(x) if self.cfg.modality == "text" else None
+        index = eot_index(x) if self.cfg.pool == "eot" else None  # None: the CLS token
         head = self.head(h, index)  # (N, out)
         out = self.post(head)
         if trace is not None:
-            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)  # type: ignore[arg-type]
+            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)  # type: ignore[call-overload]
             if index is not None:
                 trace["seq_len"] = index
         return out

@@ -20,9 +20,8 @@ class Trunk(nn.Module):
             cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)
         ]  # linspace(0, rate, depth)
         self.pre_ln = nn.LayerNorm(cfg.width, eps=1e-6) if cfg.pre_ln else nn.Identity()
-        causal = cfg.modality == "text"
         self.blocks = nn.ModuleList(
-            Block(cfg.width, cfg.heads, hidden, r, bias_kv=cfg.bias_kv, causal=causal) for r in rates
+            Block(cfg.width, cfg.heads, hidden, r, bias_kv=cfg.bias_kv, causal=cfg.causal) for r in rates
         )
         self.grad_checkpointing = False  # set by the trainer to trade compute for activation memory
 

@@ -5,6 +5,9 @@ returns one float32 (text: int64) tensor in the model's layout. A batch with bad
 naming each of them; `errors="skip"` returns `LoadResult(tensor, skipped)` instead.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from bindkit.data.audio import load_audio
 from bindkit.data.dataset import (
     Batch,
@@ -18,25 +21,27 @@ from bindkit.data.dataset import (
     load,
     loader_kwargs,
 )
-from bindkit.data.depth import fit_normalization as _fit_depth
 from bindkit.data.depth import load_depth
 from bindkit.data.errors import LoadError, LoadResult, Skipped
 from bindkit.data.images import CLIP_MEAN, CLIP_STD, load_images
 from bindkit.data.imu import CHANNELS as IMU_CHANNELS
-from bindkit.data.imu import fit_normalization as _fit_imu
 from bindkit.data.imu import load_imu
 from bindkit.data.limits import Limits, get_limits, limits_scope, set_limits
 from bindkit.data.text import get_tokenizer, tokenize
-from bindkit.data.thermal import fit_normalization as _fit_thermal
 from bindkit.data.thermal import load_thermal
 from bindkit.data.video import load_videos
 
-# Loaders whose mean/std are fitted to the data a model is trained on: modality -> fit(batches) -> preprocess dict.
-NORMALIZATION_FITTERS = {"depth": _fit_depth, "thermal": _fit_thermal, "imu": _fit_imu}
+
+def normalization_fitters() -> dict[str, Callable[[Any], dict[str, Any]]]:
+    """Encoders whose mean/std are fitted to the data a model is trained on: encoder -> fit(batches) -> preprocess."""
+    from bindkit import modalities
+
+    return {s.encoder: s.call("fitter") for s in modalities.specs() if s.fitter is not None}
+
 
 __all__ = [
     "load_images", "tokenize", "load_audio", "load_videos", "load_depth", "load_thermal", "load_imu",
     "LoadError", "LoadResult", "Skipped", "load", "get_loader", "loader_kwargs", "iter_files", "list_files",
     "ModalityDataset", "StreamingDataset", "Sample", "Batch", "collate", "get_tokenizer", "CLIP_MEAN", "CLIP_STD",
-    "IMU_CHANNELS", "NORMALIZATION_FITTERS", "Limits", "get_limits", "set_limits", "limits_scope",
+    "IMU_CHANNELS", "normalization_fitters", "Limits", "get_limits", "set_limits", "limits_scope",
 ]  # fmt: skip

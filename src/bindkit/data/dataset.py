@@ -18,31 +18,14 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from bindkit import modalities
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.data.errors import LoadError, check_errors
 
-_VIDEO = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
-EXTENSIONS = {
-    "image": {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"},
-    "video": set(_VIDEO),
-    # video containers too: load_audio decodes their audio tracks
-    "audio": {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"} | _VIDEO,
-    "depth": {".png", ".npy", ".npz", ".tif", ".tiff"},
-    "thermal": {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"},
-    "imu": {".csv", ".npy", ".npz"},
-}
-
 
 def get_loader(modality: str) -> Callable[..., Any]:
-    """The batch loader of a modality name (`image`/`vision`, `video`, `text`, `audio`, `depth`, `thermal`, `imu`)."""
-    from bindkit import data
-
-    loaders = {"image": data.load_images, "vision": data.load_images, "video": data.load_videos,
-               "text": data.tokenize, "audio": data.load_audio, "depth": data.load_depth,
-               "thermal": data.load_thermal, "imu": data.load_imu}  # fmt: skip
-    if modality not in loaders:
-        raise ValueError(f"unknown modality {modality!r}; known: {sorted(loaders)}")
-    return loaders[modality]
+    """The batch loader of a kind, alias or encoder name (`image`/`vision`, `video`, `text`, `audio`, ...)."""
+    return modalities.spec(modality).call("loader")
 
 
 def loader_kwargs(modality: str, enc: EncoderConfig) -> dict[str, Any]:
@@ -50,24 +33,9 @@ def loader_kwargs(modality: str, enc: EncoderConfig) -> dict[str, Any]:
 
     The one place these are derived: `load`, the streaming dataset, the store and the trainer all call it, so a model
     sees the same inputs in training, evaluation and search."""
-    shape = enc.input_shape
-    if modality in ("image", "vision", "depth", "thermal"):
-        sizes: dict[str, Any] = {"size": shape[-1]}
-    elif modality == "video":
-        sizes = {"size": shape[-1], "frames_per_clip": enc.kernel[0] if enc.kernel else 2}
-    elif modality == "text":
-        sizes = {"context_length": shape[0]}
-    elif modality == "audio":
-        # Clips of exactly `target_length` fbank frames (25 ms window, 10 ms hop), at most the official 2 s. A
-        # quarter sample (at 16 kHz) of margin: the loader floors duration x rate, and 1.055 s is 16879.99... samples
-        # as a float.
-        frames = shape[-1]
-        sizes = {"num_mel_bins": shape[-2], "target_length": frames,
-                 "clip_duration": min(2.0, 0.025 + 0.01 * (frames - 1) + 0.25 / 16000)}  # fmt: skip
-    else:  # imu
-        sizes = {"length": shape[-1]}
-    accepted = inspect.signature(get_loader(modality)).parameters
-    return {**sizes, **{k: v for k, v in enc.preprocess.items() if k in accepted}}
+    spec = modalities.spec(modality)
+    accepted = inspect.signature(spec.call("loader")).parameters
+    return {**spec.sizes(enc), **{k: v for k, v in enc.preprocess.items() if k in accepted}}
 
 
 def load(modality: str, items: Sequence[Any], config: ImageBindConfig | None = None, **kwargs: Any) -> Any:
@@ -80,7 +48,7 @@ def load(modality: str, items: Sequence[Any], config: ImageBindConfig | None = N
 
 def iter_files(folder: str | Path, modality: str) -> Iterator[Path]:
     """Files of a modality under `folder`, recursively, in sorted order, listed one directory at a time."""
-    exts = EXTENSIONS[modality if modality in EXTENSIONS else {"vision": "image"}.get(modality, modality)]
+    exts = set(modalities.spec(modality).extensions)
     root = Path(folder)
     if not root.is_dir():
         raise NotADirectoryError(f"{folder} is not a directory")
@@ -129,7 +97,8 @@ class _Loading:
 
     def load_sample(self, position: int, item: Any) -> Sample:
         """Load one item as a `Sample`; a bad one raises (errors="raise") or comes back with its reason."""
-        key = str(item) if isinstance(item, (str, Path)) and self.modality != "text" else str(position)
+        by_path = isinstance(item, (str, Path)) and not modalities.spec(self.modality).text_items
+        key = str(item) if by_path else str(position)
         try:
             x = load(self.modality, [item], self.config, **self.kwargs)
         except LoadError as e:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bindkit.config import ImageBindConfig
-from bindkit.data import NORMALIZATION_FITTERS, load_audio
+from bindkit.data import load_audio, normalization_fitters
 from bindkit.train.audio_augment import WaveAug, augment_waves
 from bindkit.worlds import DigitsWorld, Instances, to_model_inputs
 from bindkit.worlds.inputs import audio_clip_options
@@ -94,7 +94,7 @@ def build_data(config: ImageBindConfig, n_anchor: int, n_train: int, n_test: int
     tr["audio"] = train_audio(train, config, audio, seed)
     engine_test = world.render(world.revoice(test), ("audio",)) if world.engine_voice else None
     preprocess = {"audio": dict(audio), "imu": {"duration": world.window_seconds}, "vision": video_options(world)}
-    for m, fit in NORMALIZATION_FITTERS.items():
+    for m, fit in normalization_fitters().items():
         stats = fit(tr[m])
         preprocess[m] = {**preprocess.get(m, {}), **stats}
         tr[m] = normalize(tr[m], stats)

@@ -16,11 +16,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from bindkit.config import canonical
 from bindkit.evaluate.cache import CacheStats, EmbeddingCache, sha256_text
 from bindkit.evaluate.readers.base import EvalDataset, Item
-
-ENCODER_OF = {"vision": "vision", "video": "vision", "audio": "audio", "depth": "depth", "thermal": "thermal",
-              "imu": "imu", "text": "text"}  # fmt: skip
 
 
 def _encoder_config(model: Any, encoder: str):
@@ -86,7 +84,7 @@ def _same(items: Sequence[Item], key: str, default: Any = None) -> Any:
     return vals.pop()
 
 
-def load_inputs(
+def load_items(
     modality: str, items: Sequence[Item], model: Any, errors: str = "raise", imu: _IMUFiles | None = None
 ):
     """Model input for items of one modality via `bindkit.data.load` (sizes and constants from the model's config):
@@ -116,8 +114,7 @@ def load_inputs(
     if bad and errors == "raise":
         raise data.LoadError(modality, len(items), bad)
     kw = {k: [v[i] for i in pos] if isinstance(v, list) else v for k, v in kw.items()}
-    name = "image" if modality == "vision" else modality
-    out = data.load(name, ready, config=config, errors=errors, **kw) if ready else None
+    out = data.load(modality, ready, config=config, errors=errors, **kw) if ready else None
     if errors == "raise":
         return out
     if out is None:
@@ -176,7 +173,7 @@ class Embedder:
         """Unit embeddings of the loadable items (M, D) and their positions; failures go to `ds.missing`."""
         from bindkit import __version__
 
-        enc, failed, imu = ENCODER_OF[ds.modality], {}, _IMUFiles()
+        enc, failed, imu = canonical(ds.modality), {}, _IMUFiles()
 
         def compute(pos: list[int]) -> np.ndarray:
             got: dict[int, np.ndarray] = {}
@@ -205,7 +202,7 @@ class Embedder:
     def _batch(self, ds: EvalDataset, enc: str, chunk: list[int], failed: dict, imu: _IMUFiles) -> dict:
         """{position: embedding} of one batch; positions that failed to load go to `failed` (skip mode)."""
         items = [ds.items[i] for i in chunk]
-        loaded = load_inputs(ds.modality, items, self.model, errors=self.on_error, imu=imu)
+        loaded = load_items(ds.modality, items, self.model, errors=self.on_error, imu=imu)
         if self.on_error == "raise":
             return dict(zip(chunk, self._encode(enc, loaded), strict=True))
         for s in loaded.skipped:

@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
+from bindkit.config import canonical
 from bindkit.evaluate import protocols as P
 from bindkit.evaluate.cache import EmbeddingCache
-from bindkit.evaluate.embed import ENCODER_OF, Embedder
+from bindkit.evaluate.embed import Embedder
 from bindkit.evaluate.readers.base import EvalDataset
 from bindkit.evaluate.report import format_report, table2, write_json
 from bindkit.evaluate.tasks import TaskSpec, get_task
@@ -174,7 +175,7 @@ def run_eval(
     generic = {"modality": modality, "class_names": names}
     datasets = _read_all(specs, task_roots(list(tasks), root), options or {}, generic, limit)
     cache = EmbeddingCache(cache_dir) if use_cache else None
-    needed = sorted({ENCODER_OF[d.modality] for dss in datasets.values() for d in dss} | {"text"})
+    needed = sorted({canonical(d.modality) for dss in datasets.values() for d in dss} | {"text"})
     if any(s.name == "msrvtt-av" for s in specs):
         needed = sorted(set(needed) | {"audio", "vision"})
     net, info = resolve_model(model, needed, cache, device, dtype, checkpoint, model_id)

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bindkit.config import EncoderConfig
+
+
+class ConfigStem(nn.Module):
+    """Base of the built-in stems (`Stem` protocol): holds the encoder config; its token grid is the config's."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """The token grid for the configured input (without the CLS token)."""
+        return self.cfg.grid
+
+
+def square_size(enc: EncoderConfig) -> dict[str, Any]:
+    """Loader options for square pictures: the side of `input_shape`."""
+    return {"size": enc.input_shape[-1]}
+
+
+def series_length(enc: EncoderConfig) -> dict[str, Any]:
+    """Loader options for (channels, length) series: the length."""
+    return {"length": enc.input_shape[-1]}
 
 
 class TokenPrefix(nn.Module):

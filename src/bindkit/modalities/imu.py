@@ -7,15 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from bindkit.config import EncoderConfig
-from bindkit.modalities.common import TokenPrefix, check_float, check_shape
+from bindkit.modalities.common import ConfigStem, TokenPrefix, check_float, check_shape, series_length
+from bindkit.modalities.spec import ModalitySpec
 
 
-class IMUStem(nn.Module):
+class IMUStem(ConfigStem):
     """Linear(6*k -> D, no bias) on channel-major windows (feature = channel*k + t), LayerNorm (1e-5), CLS, pos."""
 
     def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.k = cfg.kernel[0]
         self.proj = nn.Linear(cfg.input_shape[0] * self.k, cfg.width, bias=False)
         self.norm = nn.LayerNorm(cfg.width, eps=1e-5)
@@ -36,3 +36,10 @@ class IMUStem(nn.Module):
             raise ValueError(f"imu: series length {x.shape[2]} differs from the config's {n} samples; resample it "
                              "(bindkit.data.load_imu does) to the config's length")  # fmt: skip
         check_float(x, self.cfg)
+
+
+IMU = ModalitySpec(
+    name="imu", encoder="imu", stem=IMUStem, loader="bindkit.data.imu:load_imu", sizes=series_length,
+    extensions=(".csv", ".npy", ".npz"), hints=("imu",), sniff="bindkit.store.detect:is_imu_array",
+    per_item=("sample_rate",), fitter="bindkit.data.imu:fit_normalization", thumbnail="bindkit.serve.thumbs:imu_plot",
+)  # fmt: skip

@@ -6,19 +6,20 @@ import torch
 from torch import nn
 
 from bindkit.config import EncoderConfig
-from bindkit.modalities.common import TokenPrefix, check_float, check_shape
+from bindkit.modalities.common import ConfigStem, TokenPrefix, check_float, check_shape
 
 
-class Patch2dStem(nn.Module):
+class Patch2dStem(ConfigStem):
     """Conv2d(1 -> D, kernel, stride) -> (N, P, D) -> LayerNorm (eps 1e-5) -> CLS + positional embedding."""
 
+    # Square maps (depth, thermal) may change resolution: the positional embedding is resized.
+    resizable = True
+
     def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.proj = nn.Conv2d(1, cfg.width, kernel_size=cfg.kernel, stride=cfg.stride, bias=False)
         self.norm = nn.LayerNorm(cfg.width, eps=1e-5)
-        # Audio's 12x19 grid is not square, so only depth/thermal may change resolution.
-        self.prefix = TokenPrefix(cfg, resizable=cfg.modality != "audio")
+        self.prefix = TokenPrefix(cfg, resizable=self.resizable)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) -> (N, L, D)."""
@@ -26,13 +27,8 @@ class Patch2dStem(nn.Module):
         return self.prefix(self.norm(y))
 
     def validate(self, x: torch.Tensor) -> None:
-        """Audio: [B,1,mel,frames] or [B,S,1,mel,frames] with the configured sizes; depth/thermal: [B,1,H,W]."""
+        """[B,1,H,W] (or [B,S,1,H,W]) maps at least one kernel wide."""
         c = self.cfg
-        if c.modality == "audio":
-            ok = x.ndim in (4, 5) and tuple(x.shape[-3:]) == tuple(c.input_shape)
-            check_shape(x, c, f"[B,S,{','.join(map(str, c.input_shape))}] or [B,{','.join(map(str, c.input_shape))}]",
-                        ok)  # fmt: skip
-        else:
-            ok = x.ndim in (4, 5) and x.shape[-3] == 1 and min(x.shape[-2:]) >= c.kernel[0]
-            check_shape(x, c, "[B,1,H,W] (or [B,S,1,H,W])", ok)
+        ok = x.ndim in (4, 5) and x.shape[-3] == 1 and min(x.shape[-2:]) >= c.kernel[0]
+        check_shape(x, c, "[B,1,H,W] (or [B,S,1,H,W])", ok)
         check_float(x, c)

@@ -1,33 +1,30 @@
-"""Text stem: token embedding plus positional embedding; the head pools the first end-of-text token."""
+"""Text stem: token embedding plus positional embedding; the head pools the first end-of-text token (pool="eot")."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
 from bindkit.config import EncoderConfig
-from bindkit.modalities.common import check_shape
+from bindkit.modalities.common import ConfigStem, check_shape
+from bindkit.modalities.spec import ModalitySpec
 
 EOT_ID = 49407
 
 
-class TextStem(nn.Module):
+class TextStem(ConfigStem):
     """Embedding(vocab, D) + pos_embed (the full context length, always)."""
 
     def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.input_shape[0], cfg.width))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, L) int64 -> (N, L, D)."""
         return self.token_embedding(ids) + self.pos_embed
-
-    @staticmethod
-    def pool_index(ids: torch.Tensor) -> torch.Tensor:
-        """Index of the first EOT token per row (EOT is the largest id, so this is argmax)."""
-        return ids.argmax(dim=-1)
 
     def validate(self, ids: torch.Tensor) -> None:
         """Integer ids [B, context], each row holding an EOT token, every id inside the vocabulary."""
@@ -47,3 +44,14 @@ class TextStem(nn.Module):
             raise ValueError(
                 f"text: rows {missing} have no end-of-text token ({EOT_ID}); the head pools at EOT"
             )
+
+
+def context(enc: EncoderConfig) -> dict[str, Any]:
+    """tokenize options: the context length."""
+    return {"context_length": enc.input_shape[0]}
+
+
+TEXT = ModalitySpec(
+    name="text", encoder="text", stem=TextStem, loader="bindkit.data.text:tokenize", sizes=context,
+    extensions=(".txt",), hints=("text", "texts", "captions"), text_items=True,
+)  # fmt: skip

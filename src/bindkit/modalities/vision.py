@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bindkit.config import EncoderConfig
-from bindkit.modalities.common import TokenPrefix, check_float, check_shape
+from bindkit.modalities.common import ConfigStem, TokenPrefix, check_float, check_shape, square_size
+from bindkit.modalities.spec import ModalitySpec
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
-class VisionStem(nn.Module):
+class VisionStem(ConfigStem):
     """Conv3d(3 -> D, kernel = stride = (T, p, p), no bias), flatten (T', H', W'), CLS, positional embedding."""
 
     def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.proj = nn.Conv3d(3, cfg.width, kernel_size=cfg.kernel, stride=cfg.stride, bias=False)
         self.prefix = TokenPrefix(cfg, resizable=True)
 
@@ -42,3 +47,21 @@ class VisionStem(nn.Module):
         check_shape(x, self.cfg, f"images [B,3,H,W], image sets [B,S,3,H,W] or videos [B,S,3,{t},H,W] "
                     "(a single video must be 6-D)", ok)  # fmt: skip
         check_float(x, self.cfg)
+
+
+def video_sizes(enc: EncoderConfig) -> dict[str, Any]:
+    """load_videos options: frame side and frames per clip (the temporal kernel)."""
+    return {"size": enc.input_shape[-1], "frames_per_clip": enc.kernel[0] if enc.kernel else 2}
+
+
+IMAGE = ModalitySpec(
+    name="image", encoder="vision", stem=VisionStem, aliases=("vision",), loader="bindkit.data.images:load_images",
+    sizes=square_size, extensions=IMAGE_EXT, hints=("image", "images", "img", "rgb", "photo", "photos", "visible"),
+    sniff="bindkit.store.detect:is_picture", view="bindkit.train.augment:rgb_view",
+    thumbnail="bindkit.serve.thumbs:picture",
+)  # fmt: skip
+VIDEO = ModalitySpec(
+    name="video", encoder="vision", loader="bindkit.data.video:load_videos", sizes=video_sizes,
+    extensions=VIDEO_EXT, hints=("video", "videos"), sniff="bindkit.store.detect:any_file",
+    thumbnail="bindkit.serve.thumbs:first_frame",
+)  # fmt: skip

@@ -97,26 +97,53 @@ def audio_thumb(path: Path, points: int = 400) -> bytes:
 
 
 def model_view(kind: str, path: Path, model_config: Any) -> np.ndarray:
-    """The loader's output for one file at the model's input size: depth/thermal (H, W), IMU (6, T)."""
+    """The loader's output for one file at the model's input size: maps (1, H, W) as (H, W), series (C, T)."""
     from bindkit.store.detect import encoder_of
     from bindkit.store.inputs import load_inputs
 
     res = load_inputs(kind, [path], model_config.encoders[encoder_of(kind)])
     if res.skipped:
         raise ValueError(res.skipped[0].reason)
-    return res.tensor[0].numpy().squeeze(0) if kind != "imu" else res.tensor[0].numpy()
+    x = res.tensor[0].numpy()
+    return x[0] if x.ndim == 3 and x.shape[0] == 1 else x
+
+
+# Previews a `ModalitySpec.thumbnail` may name: (kind, path, model config) -> PNG bytes.
+def picture(kind: str, path: Path, model_config: Any) -> bytes:
+    """An image, scaled."""
+    return image_thumb(path)
+
+
+def first_frame(kind: str, path: Path, model_config: Any) -> bytes:
+    """A video's middle frame, scaled."""
+    return video_thumb(path)
+
+
+def waveform(kind: str, path: Path, model_config: Any) -> bytes:
+    """An audio file's envelope."""
+    return audio_thumb(path)
+
+
+def heat_map(kind: str, path: Path, model_config: Any) -> bytes:
+    """A single-channel map as the model sees it, in the kind's colour map (viridis by default)."""
+    return colour_map(model_view(kind, path, model_config), COLORMAPS.get(kind, "viridis"))
+
+
+def imu_plot(kind: str, path: Path, model_config: Any) -> bytes:
+    """The six IMU channels as the model sees them."""
+    return line_plot(model_view(kind, path, model_config), ["ax", "ay", "az", "gx", "gy", "gz"])
+
+
+def series_plot(kind: str, path: Path, model_config: Any) -> bytes:
+    """Any (C, T) series as the model sees it."""
+    return line_plot(model_view(kind, path, model_config), None)
 
 
 def thumbnail(kind: str, path: Path, model_config: Any) -> bytes:
-    """A PNG preview of one stored item; raises ValueError for kinds without one (text)."""
-    if kind == "image":
-        return image_thumb(path)
-    if kind == "video":
-        return video_thumb(path)
-    if kind == "audio":
-        return audio_thumb(path)
-    if kind in COLORMAPS:
-        return colour_map(model_view(kind, path, model_config), COLORMAPS[kind])
-    if kind == "imu":
-        return line_plot(model_view(kind, path, model_config), ["ax", "ay", "az", "gx", "gy", "gz"])
-    raise ValueError(f"no preview for {kind} items")
+    """A PNG preview of one stored item by its kind's `ModalitySpec.thumbnail`; ValueError for kinds without one."""
+    from bindkit import modalities
+
+    ref = modalities.spec(kind).thumbnail
+    if ref is None:
+        raise ValueError(f"no preview for {kind} items")
+    return modalities.resolve(ref)(kind, path, model_config)

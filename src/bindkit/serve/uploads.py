@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bindkit.store.detect import CANDIDATES
+from bindkit.store.detect import candidates
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 _RIFF = lambda kind: lambda b: b[:4] == b"RIFF" and b[8:12] == kind  # noqa: E731
@@ -47,7 +47,7 @@ MAGIC = {
 }
 TEXT_EXT = (".csv", ".txt")
 ALLOWED_EXT = tuple(sorted(set(MAGIC) | set(TEXT_EXT)))
-assert set(ALLOWED_EXT) <= set(CANDIDATES)
+assert set(ALLOWED_EXT) <= set(candidates())
 
 
 class UploadError(ValueError):

@@ -1,12 +1,13 @@
 """Which modality a file holds: documented rules on its extension, its folder or name, and its content.
 
-A file's *kind* is one of `KINDS` (image and video are both embedded by the vision encoder). Rules, in order:
+A file's *kind* is one of `kinds()`, the modality table's (`bindkit.modalities`; image and video are both embedded by
+the vision encoder). Rules, in order:
 
-1. The extension gives the candidate kinds (`CANDIDATES`); an unknown extension is not embedded (and is listed).
+1. The extension gives the candidate kinds (`candidates()`); an unknown extension is not embedded (and is listed).
 2. An override (`--modality`) wins for every file whose candidates include it; other files follow the rules below.
-3. A hint word (`HINTS`) in the file name (tokens split on `_ - . space`) or in one of its three nearest folders,
+3. A hint word (`hints()`) in the file name (tokens split on `_ - . space`) or in one of its three nearest folders,
    nearest first, picks a candidate: `scans/depth/0001.png` is depth, `clip_thermal.png` is thermal.
-4. Otherwise the content decides: a PNG/TIFF with one 16-bit or float channel is depth or thermal, which cannot be
+4. Otherwise the content decides: each candidate's `sniff` rule in table order, the first that claims it wins. A PNG/TIFF with one 16-bit or float channel is depth or thermal, which cannot be
    told apart, so it is reported as ambiguous (use a folder name or `--modality`); any other picture is an image.
    A `.npy`/`.npz` array shaped (6, N) or (N, 6) is IMU, (H, W) or (1, H, W) is depth. A CSV whose header has a
    `path` column is a manifest (see `embed.py`), any other CSV is IMU.
@@ -18,27 +19,33 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-KINDS = ("image", "video", "text", "audio", "depth", "thermal", "imu")
-ENCODER = {"image": "vision", "video": "vision"}  # kind -> encoder name where they differ
+from bindkit import modalities
+from bindkit.modalities.audio import AUDIO_EXT as AUDIO_EXT
+from bindkit.modalities.vision import IMAGE_EXT as IMAGE_EXT
+from bindkit.modalities.vision import VIDEO_EXT as VIDEO_EXT
 
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a")
-CANDIDATES: dict[str, tuple[str, ...]] = {
-    **{e: ("image", "depth", "thermal") for e in IMAGE_EXT},
-    **{e: ("video", "audio") for e in VIDEO_EXT},  # `audio` only by hint or override: the file's sound track
-    **{e: ("audio",) for e in AUDIO_EXT},
-    ".txt": ("text",),
-    ".csv": ("imu",),
-    ".npy": ("depth", "imu"),
-    ".npz": ("depth", "imu"),
-}
-HINTS: dict[str, str] = {
-    "image": "image", "images": "image", "img": "image", "rgb": "image", "photo": "image", "photos": "image",
-    "visible": "image", "video": "video", "videos": "video", "audio": "audio", "sound": "audio",
-    "sounds": "audio", "speech": "audio", "depth": "depth", "disparity": "depth", "thermal": "thermal",
-    "infrared": "thermal", "lwir": "thermal", "imu": "imu", "text": "text", "texts": "text", "captions": "text",
-}  # fmt: skip
+# AUDIO_EXT, IMAGE_EXT, VIDEO_EXT: the built-in kinds' extensions (from their modality files), for callers' checks.
+
+
+def kinds() -> tuple[str, ...]:
+    """Every kind a file may hold (the modality table's, in its order)."""
+    return modalities.kinds()
+
+
+def candidates() -> dict[str, tuple[str, ...]]:
+    """Extension -> the kinds it may hold, in table order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for spec in modalities.specs():
+        for ext in spec.detect_extensions:
+            out[ext] = (*out.get(ext, ()), spec.name)
+    return out
+
+
+def hints() -> dict[str, str]:
+    """Hint word -> the kind it names."""
+    return {w: spec.name for spec in modalities.specs() for w in (spec.name, *spec.hints)}
+
+
 MANIFEST_EXT = (".jsonl",)  # a `.csv` is a manifest when its header names a `path` column
 
 
@@ -52,15 +59,12 @@ class UnreadableFile(DetectError):
 
 def encoder_of(kind: str) -> str:
     """The encoder that embeds a kind (`image`/`video` -> `vision`)."""
-    return ENCODER.get(kind, kind)
+    return modalities.encoder_of(kind)
 
 
 def normalize_kind(name: str) -> str:
     """Check a user-given modality name (`vision` means image)."""
-    kind = {"vision": "image"}.get(name, name)
-    if kind not in KINDS:
-        raise ValueError(f"unknown modality {name!r}; choose from {', '.join(KINDS)}")
-    return kind
+    return modalities.spec(name).name
 
 
 def is_manifest(path: Path) -> bool:
@@ -83,15 +87,17 @@ def _csv_header(path: Path) -> list[str]:
 def _hint(path: Path, candidates: tuple[str, ...]) -> str | None:
     """The first hint word among the name's tokens, then the three nearest folders, that is a candidate."""
     places = [re.split(r"[_\-.\s]+", path.stem.lower())] + [[p.lower()] for p in path.parent.parts[::-1][:3]]
+    table = hints()
     for words in places:
         for w in words:
-            kind = HINTS.get(w)
+            kind = table.get(w)
             if kind in candidates:
                 return kind
     return None
 
 
-def _picture_kind(path: Path) -> str:
+def is_picture(path: Path) -> bool:
+    """Any readable picture but a single-channel 16-bit or float one (depth or thermal: ambiguous, raises)."""
     from PIL import UnidentifiedImageError
 
     from bindkit.data.errors import ItemError
@@ -112,7 +118,12 @@ def _picture_kind(path: Path) -> str:
             f"ambiguous: a single-channel {mode} picture may be depth or thermal; put it under a folder named "
             "depth/ or thermal/, or pass --modality"
         )
-    return "image"
+    return True
+
+
+def any_file(path: Path) -> bool:
+    """The kind a container holds unless told otherwise (a video file is a video)."""
+    return True
 
 
 def _array_shape(path: Path) -> tuple[int, ...]:
@@ -126,30 +137,37 @@ def _array_shape(path: Path) -> tuple[int, ...]:
         raise UnreadableFile(str(e)) from e
 
 
-def _array_kind(path: Path) -> str:
+def _imu_shape(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and 6 in shape and max(shape) > 6
+
+
+def is_imu_array(path: Path) -> bool:
+    """An array shaped (6, N) or (N, 6); any CSV that is not a manifest."""
+    return path.suffix.lower() not in (".npy", ".npz") or _imu_shape(_array_shape(path))
+
+
+def is_depth_array(path: Path) -> bool:
+    """An array shaped (H, W) or (1, H, W) that is not IMU-shaped."""
     shape = _array_shape(path)
-    if len(shape) == 2 and 6 in shape and max(shape) > 6:
-        return "imu"
-    if len(shape) == 2 or (len(shape) == 3 and shape[0] == 1):
-        return "depth"
-    raise DetectError(f"array of shape {shape} is neither IMU (6, N)/(N, 6) nor a depth map (H, W)")
+    return not _imu_shape(shape) and (len(shape) == 2 or (len(shape) == 3 and shape[0] == 1))
 
 
 def detect_modality(path: str | Path, override: str | None = None) -> str:
     """The kind of one file by the module's rules; raises `DetectError` naming the reason."""
     path = Path(path)
-    candidates = CANDIDATES.get(path.suffix.lower())
-    if candidates is None:
+    cands = candidates().get(path.suffix.lower())
+    if cands is None:
         raise DetectError(f"unknown file type {path.suffix or '(no extension)'!r}")
-    if override is not None and normalize_kind(override) in candidates:
+    if override is not None and normalize_kind(override) in cands:
         return normalize_kind(override)
-    if len(candidates) == 1:
-        return candidates[0]
-    hinted = _hint(path, candidates)
+    if len(cands) == 1:
+        return cands[0]
+    hinted = _hint(path, cands)
     if hinted is not None:
         return hinted
-    if candidates[0] == "image":
-        return _picture_kind(path)
-    if candidates[0] == "video":
-        return "video"
-    return _array_kind(path)
+    for kind in cands:  # content rules, in table order
+        sniff = modalities.spec(kind).sniff
+        if sniff is not None and modalities.resolve(sniff)(path):
+            return kind
+    raise DetectError(f"the content is neither of {', '.join(cands)}; put it under a folder named after its kind, "
+                      "or pass --modality")  # fmt: skip

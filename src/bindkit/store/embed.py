@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from bindkit import modalities
 from bindkit.store.collect import Entry, collect
 from bindkit.store.detect import encoder_of
-from bindkit.store.inputs import PER_ITEM, load_inputs
+from bindkit.store.inputs import load_inputs, per_item
 from bindkit.store.store import INDEX_MIN_ROWS, Store, item_id
 
 
@@ -85,7 +86,7 @@ def record(e: Entry, model_name: str) -> dict[str, Any]:
     else:
         st = os.stat(e.path)
         size, mtime = st.st_size, st.st_mtime
-    text = e.text if e.text is not None else _peek_text(e) if e.kind == "text" else ""
+    text = e.text if e.text is not None else _peek_text(e) if modalities.spec(e.kind).text_items else ""
     return dict(id=item_id(e.path), path=e.path, source=e.source, modality=e.kind, model=model_name, mtime=mtime,
                 size=size, label=e.label, meta=json.dumps(e.meta, sort_keys=True, default=str), text=text)  # fmt: skip
 
@@ -142,7 +143,7 @@ def _load(model: Any, batch: list[tuple[Entry, dict]]) -> Any:
         enc = model.config.encoders.get(encoder_of(kind))
         if enc is None:
             raise KeyError(f"the model has no {encoder_of(kind)} encoder")
-        options = {k: [_number(e.meta.get(k)) for e, _ in batch] for k in PER_ITEM.get(kind, ())}
+        options = {k: [_number(e.meta.get(k)) for e, _ in batch] for k in per_item(kind)}
         return load_inputs(kind, [e.item for e, _ in batch], enc, options)
     except Exception as err:  # listed per item by the caller, never fatal
         return err

@@ -5,7 +5,7 @@ the loaders' defaults (the official 224 px / 128 mel / 204 frames / 2000 samples
 those arguments (image/depth/thermal `size`, video `size` and `frames_per_clip`, text `context_length`, audio
 `num_mel_bins` and `target_length`, IMU `length`) plus the encoder's fitted `preprocess` constants that the loader
 accepts. Every loader is called with `errors="skip"` and returns `LoadResult(tensor, skipped)`, so a bad file is
-reported with its reason instead of failing the batch. Text items are read here from `.txt` files (UTF-8).
+reported with its reason instead of failing the batch. Text items (`ModalitySpec.text_items`) are read here from `.txt` files (UTF-8).
 """
 
 from __future__ import annotations
@@ -14,23 +14,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bindkit import modalities
 from bindkit.config import EncoderConfig
 from bindkit.store.detect import encoder_of
 
-LOADERS = {"image": "load_images", "video": "load_videos", "text": "tokenize", "audio": "load_audio",
-           "depth": "load_depth", "thermal": "load_thermal", "imu": "load_imu"}  # fmt: skip
-PER_ITEM = {
-    "imu": ("sample_rate",)
-}  # loader options a manifest row may set per item (e.g. a .npy's rate in Hz)
+
+def per_item(kind: str) -> tuple[str, ...]:
+    """Loader options a manifest row may set per item (e.g. an IMU .npy's rate in Hz)."""
+    return modalities.spec(kind).per_item
 
 
 def loader_call(kind: str, enc: EncoderConfig) -> tuple[Any, dict[str, Any]]:
     """The `bindkit.data` loader for `kind` and its keyword arguments for encoder `enc`."""
-    import bindkit.data
+    from bindkit.data import get_loader, loader_kwargs
 
     if enc.modality != encoder_of(kind):
         raise ValueError(f"a {kind} item needs the {encoder_of(kind)} encoder, got {enc.modality}")
-    return getattr(bindkit.data, LOADERS[kind]), bindkit.data.loader_kwargs(kind, enc)
+    return get_loader(kind), loader_kwargs(kind, enc)
 
 
 def read_texts(items: Sequence[Any]) -> tuple[list[str], list[int], list[Any]]:
@@ -61,13 +61,13 @@ def load_inputs(
 ) -> Any:
     """Load a batch of one kind for encoder `enc`; returns a `LoadResult` (bad items skipped, with reasons).
 
-    `options` holds per-item loader arguments (one value per item) for the names in `PER_ITEM[kind]`.
+    `options` holds per-item loader arguments (one value per item) for the names in `per_item(kind)`.
     """
     from bindkit.data.errors import LoadResult, Skipped
 
     fn, kwargs = loader_call(kind, enc)
-    kwargs.update({k: v for k, v in (options or {}).items() if k in PER_ITEM.get(kind, ()) and any(v)})
-    if kind != "text":
+    kwargs.update({k: v for k, v in (options or {}).items() if k in per_item(kind) and any(v)})
+    if not modalities.spec(kind).text_items:
         return fn(list(items), errors="skip", **kwargs)
     texts, keep, bad = read_texts(items)
     res = fn(texts, errors="skip", **kwargs)

@@ -14,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from bindkit.store.detect import KINDS, detect_modality, encoder_of, normalize_kind
+from bindkit.store.detect import detect_modality, encoder_of, kinds, normalize_kind
 from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
 from bindkit.store.store import NPROBES, REFINE_FACTOR, Hit, Store
 
-QUERY_KINDS = ("text", "file", "id", "vector", "vision", *KINDS)
+
+def query_kinds() -> tuple[str, ...]:
+    """Kinds of query term: text, file, id, vector, or a modality name (`vision` means image)."""
+    return ("text", "file", "id", "vector", "vision", *kinds())
 
 
 class QueryError(ValueError):
@@ -41,8 +44,8 @@ def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
 
 def embed_query(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
     """The embedding of one query term (see the module docstring for the kinds)."""
-    if kind not in QUERY_KINDS:
-        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(QUERY_KINDS)}")
+    if kind not in query_kinds():
+        raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(query_kinds())}")
     if kind == "vector":
         return np.asarray(value, dtype=np.float32)
     if kind == "id":
@@ -82,6 +85,10 @@ def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, floa
            modalities: list[str] | None = None, k: int = 10, where: str | None = None, table: str | None = None,
            nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR) -> list[Hit]:  # fmt: skip
     """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default)."""
+    if k < 1:
+        raise QueryError(f"k must be at least 1, got {k}")
+    if "://" not in str(store_dir) and not Path(store_dir).is_dir():  # a local store: never create it by reading
+        raise FileNotFoundError(f"{store_dir}: no store there (make one with `bindkit embed`)")
     model = as_model(model)
     store = Store.for_model(store_dir, model, table, create=False)
     vec = query_vector(model, store, queries)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from bindkit.modalities import specs as modality_specs
 from bindkit.store.detect import encoder_of, normalize_kind
 
 INDEX_MIN_ROWS = 50_000  # below this an exact scan is fast enough (see docs/search.md)
@@ -98,7 +99,8 @@ def kinds_filter(modalities: list[str] | tuple[str, ...] | None) -> str | None:
         return None
     kinds: set[str] = set()
     for m in modalities:
-        kinds |= {"image", "video"} if m == "vision" else {normalize_kind(m)}
+        # an encoder's name means every kind it embeds (vision: image and video)
+        kinds |= {s.name for s in modality_specs() if s.encoder == m} or {normalize_kind(m)}
     return "modality IN (" + ", ".join(quote(k) for k in sorted(kinds)) + ")"
 
 

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bindkit import modalities
 from bindkit.data.images import CLIP_MEAN, CLIP_STD
 
 RATIO, FLIP, RA_PROB = (3 / 4, 4 / 3), 0.5, 0.5  # crop aspect range, flip and RandAugment op probabilities
 BASE = 7  # view columns before RandAugment's: cx, cy, w, h, flip, brightness, contrast/saturation
-SPATIAL = ("vision", "depth", "thermal")
 # timm's RandAugment op list (_RAND_TRANSFORMS; its TranslateXRel/YRel as TranslateX/Y).
 OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast",
        "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY")  # fmt: skip
@@ -250,17 +251,36 @@ def color_jitter(rgb: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 def apply_view(x: torch.Tensor, modality: str, params: torch.Tensor) -> torch.Tensor:
-    """A view of a batch: the shared geometry on spatial maps (vision, depth, thermal); on CLIP-normalised RGB also
-    RandAugment's photometric ops and colour jitter (de-normalised to [0, 1], clamped, renormalised)."""
-    if modality not in SPATIAL or x.ndim != 4:
+    """A view of a batch of (B, C, H, W) maps by the modality's `ModalitySpec.view` (others pass unchanged)."""
+    view = modalities.spec(modality).view
+    if view is None or x.ndim != 4:
         return x
+    return modalities.resolve(view)(x, params)
+
+
+def geometry_view(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """The view's shared geometry on spatial maps (depth, thermal), aligned with the paired image's."""
+    return warp(x, params)
+
+
+def rgb_view(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """The shared geometry, then on CLIP-normalised RGB RandAugment's photometric ops and colour jitter
+    (de-normalised to [0, 1], clamped, renormalised)."""
     x = warp(x, params)
-    if modality != "vision":
-        return x
     mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
     rgb = color_jitter(randaug_photometric(x.float() * std + mean, params), params)
     return ((rgb - mean) / std).to(x.dtype)
+
+
+def mask_step(x: torch.Tensor, pair: Any, seeds: np.ndarray) -> torch.Tensor:
+    """Per-step audio augmentation: frequency masking of `pair.freq_mask` bins (0: off)."""
+    return freq_mask(x, pair.freq_mask, seeds) if pair.freq_mask else x
+
+
+def erase_step(x: torch.Tensor, pair: Any, seeds: np.ndarray) -> torch.Tensor:
+    """Per-step augmentation of depth/thermal maps: random erasing with probability `pair.erase` (0: off)."""
+    return random_erase(x, pair.erase, seeds) if pair.erase else x
 
 
 def freq_mask(x: torch.Tensor, width: int, seeds: np.ndarray) -> torch.Tensor:

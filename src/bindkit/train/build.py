@@ -44,7 +44,7 @@ def folder_modalities(source: str | None) -> list[str]:
 
 
 ARCH = ("modality", "width", "depth", "heads", "out_dim", "mlp_ratio", "bias_kv", "pre_ln", "input_shape", "kernel",
-        "stride", "vocab_size")  # fmt: skip
+        "stride", "vocab_size", "causal", "pool", "grid_rule", "cls_token")  # fmt: skip
 
 
 def build_model(cfg: TrainConfig) -> ImageBind:
@@ -159,19 +159,20 @@ def fit_normalization(
     """
     import numpy as np
 
-    from bindkit.data import NORMALIZATION_FITTERS
+    from bindkit.data import normalization_fitters
     from bindkit.train.data import FilePairs
 
     fitted: dict[str, dict] = {}
+    fitters = normalization_fitters()
     for p, ds in zip(cfg.pairs, datasets, strict=True):
         for s, m in enumerate(p.modalities):
             enc = model.config.encoders[m]
-            if m not in NORMALIZATION_FITTERS or modes[m] == "frozen" or m in fitted or "mean" in enc.preprocess or \
+            if m not in fitters or modes[m] == "frozen" or m in fitted or "mean" in enc.preprocess or \
                     not isinstance(ds, FilePairs) or not cfg.fit_normalization or pretrained(cfg, m):  # fmt: skip
                 continue
             n = min(len(ds), cfg.fit_normalization)
             idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(np.int64))  # spread over the data
             chunks = (ds.load(s, c, np.zeros_like(c), enc) for c in np.array_split(idx, -(-len(idx) // 64)))
-            fitted[m] = NORMALIZATION_FITTERS[m](chunks)
+            fitted[m] = fitters[m](chunks)
             set_encoder_config(model, m, preprocess={**enc.preprocess, **fitted[m]})
     return fitted

@@ -9,7 +9,6 @@ the file or tensor row, and the view (augmentation index or video time), so a ch
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -22,13 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from bindkit.config import EncoderConfig
+
 SHARD_ROWS = 1 << 16  # rows per shard written during a fill
 
 
 def fingerprint(encoder: nn.Module, extra: dict[str, Any]) -> str:
     """Hash of an encoder's config, weights (names, dtypes, shapes, bytes) and `extra` settings: its identity."""
     h = hashlib.blake2b(digest_size=16)
-    cfg = dataclasses.asdict(encoder.cfg) if hasattr(encoder, "cfg") else {}
+    enc_cfg = getattr(encoder, "cfg", None)
+    cfg = enc_cfg.to_dict() if isinstance(enc_cfg, EncoderConfig) else {}  # as config.json holds it
     h.update(json.dumps({"config": cfg, **extra}, sort_keys=True, default=str).encode())
     for name, t in encoder.state_dict().items():
         t = t.detach().cpu().contiguous()

@@ -45,8 +45,9 @@ CLIP_DEFAULTS: dict[str, Any] = dict(
     replication=1.0, temperature="learnable", lr=5e-4, weight_decay=0.2, batch_size=512, grad_clip=1.0,
     warmup_epochs=2, epochs=32, drop_path=0.0, freq_mask=0, **AUG_OFF,
 )  # fmt: skip
-# Run-control fields may differ between a run and its resumption; everything else must match.
-RUN_CONTROL = ("resume", "stop_after", "progress", "num_workers", "device")
+# Run-control fields may differ between a run and its resumption; everything else must match. A cache location is
+# not part of a run's identity: the cache's own fingerprints say whether its contents fit the run.
+RUN_CONTROL = ("resume", "stop_after", "progress", "num_workers", "device", "cache_dir")
 
 
 def pair_defaults(anchor: str, other: str) -> dict[str, Any]:

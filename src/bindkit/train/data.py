@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from bindkit import modalities
 from bindkit.config import EncoderConfig, canonical
 from bindkit.train.sources import load_side
 
 COLUMNS = {"vision": ("image", "vision", "video", "frame")}  # manifest field names per side, first match wins
-FILE_FREE = ("text",)  # sides whose manifest values are data, not paths
 
 
 def digest(data: bytes) -> str:
@@ -139,7 +139,7 @@ class FilePairs(PairDataset):
         if column not in row or row[column] in (None, ""):
             raise ValueError(f"{self.source}: a row has no {column!r} value: {row}")
         value = row[column]
-        if modality in FILE_FREE:
+        if modalities.spec(modality).text_items:  # the manifest value is the data (a caption), not a path
             return str(value)
         p = Path(value)
         return p if p.is_absolute() or self.root is None else self.root / p
@@ -160,7 +160,7 @@ class FilePairs(PairDataset):
     def content_keys(self, side: int, hasher: FileHasher | None = None) -> list[str]:
         if side not in self._keys:
             items = self.items[side]
-            if self.modalities[side] in FILE_FREE:
+            if modalities.spec(self.modalities[side]).text_items:
                 self._keys[side] = [digest(s.encode()) for s in items]
             else:
                 self._keys[side] = [(hasher or FileHasher()).hash(p) for p in items]
@@ -176,7 +176,7 @@ class FilePairs(PairDataset):
     def check(self) -> None:
         missing = []
         for side, m in enumerate(self.modalities):
-            if m in FILE_FREE:
+            if modalities.spec(m).text_items:
                 continue
             for i, p in enumerate(self.items[side]):
                 if not p.is_file() or p.stat().st_size == 0:

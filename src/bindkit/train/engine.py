@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from bindkit import modalities
 from bindkit.checkpoint import save_model
 from bindkit.model import ImageBind
 from bindkit.train import dist
-from bindkit.train.augment import ViewAug, apply_view, freq_mask, random_erase, view_params
+from bindkit.train.augment import ViewAug, apply_view, view_params
 from bindkit.train.build import (
     build_model,
     configure,
@@ -280,11 +281,8 @@ class Trainer:
         p, n = self.cfg.pairs[b.pair], len(b.items)
         seeds = np.stack([np.full(n, self.cfg.seed), np.full(n, b.pair), np.full(n, self.state["step"]),
                           b.items, b.views], 1)  # fmt: skip
-        if m == "audio" and p.freq_mask:
-            x = freq_mask(x, p.freq_mask, seeds)
-        if m in ("depth", "thermal") and p.erase:
-            x = random_erase(x, p.erase, seeds)
-        return x
+        step = modalities.spec(m).step_aug  # e.g. audio frequency masking, depth/thermal erasing
+        return x if step is None else modalities.resolve(step)(x, p, seeds)
 
     def _prepare(self, b: Batch) -> dict[int, torch.Tensor]:
         """Per side: cached unit embeddings (frozen + cached) or model inputs (loaded, view-augmented)."""

@@ -21,7 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+from bindkit import modalities
+
+VIDEO_SUFFIXES = set(modalities.spec("video").extensions)
 KINECT_BASELINE, OTHER_BASELINE = 0.075, 0.095  # metres: Kinect v1/v2; RealSense / Xtion (reference §B.5)
 
 

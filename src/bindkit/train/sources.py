@@ -8,30 +8,15 @@ frame at the chosen time (resized and centre-cropped like an image) and its audi
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Sequence
-from functools import cache
 from typing import Any
 
 import numpy as np
 import torch
 
 from bindkit.config import EncoderConfig
-
-LOADERS = {
-    "vision": "bindkit.data.images:load_images", "text": "bindkit.data.text:tokenize",
-    "audio": "bindkit.data.audio:load_audio", "depth": "bindkit.data.depth:load_depth",
-    "thermal": "bindkit.data.thermal:load_thermal", "imu": "bindkit.data.imu:load_imu",
-}  # fmt: skip
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
-
-
-@cache
-def loader(modality: str) -> Callable[..., Any]:
-    """The `bindkit.data` loader function of a modality (imported on first use)."""
-    module, name = LOADERS[modality].split(":")
-    return getattr(importlib.import_module(module), name)
+from bindkit.data import get_loader
 
 
 def accepted(fn: Callable[..., Any]) -> set[str]:
@@ -68,7 +53,7 @@ def load_side(cfg: EncoderConfig, items: list[Any], rows: Sequence[dict[str, Any
             audio_at(p, t, shape_options(cfg)["clip_duration"]) for p, t in zip(items, times, strict=True)
         ]
         options = {**options, "clips_per_file": 1}
-    fn = loader(m)
+    fn = get_loader(m)  # vision: the image loader
     names = accepted(fn)
     kw = {k: v for k, v in {**shape_options(cfg), **options}.items() if k in names}
     kw.update(per_item(rows, names - {"errors", "num_workers", "size", "length"}))

@@ -11,11 +11,18 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("classification", "multilabel", "retrieval")
-# Encoder inputs a reader can declare; "video" runs through the vision encoder with the video loader.
-ITEM_MODALITIES = ("vision", "video", "audio", "depth", "thermal", "imu")
+
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def item_modalities() -> tuple[str, ...]:
+    """Encoder inputs a reader can declare: the table's file kinds, `vision` naming images ("video" runs through
+    the vision encoder with the video loader)."""
+    from bindkit.modalities import specs
+
+    return tuple("vision" if s.name == "image" else s.name for s in specs() if not s.text_items)
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,8 @@ class EvalDataset:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"{self.name}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.modality not in ITEM_MODALITIES:
-            raise ValueError(f"{self.name}: modality must be one of {ITEM_MODALITIES}, got {self.modality!r}")
+        if self.modality not in item_modalities():
+            raise ValueError(f"{self.name}: modality must be one of {item_modalities()}, got {self.modality!r}")  # fmt: skip
         if self.prompt_names is None:
             self.prompt_names = [[n] for n in self.class_names]
         for what in ("labels", "captions", "folds", "splits"):

@@ -1,7 +1,8 @@
 """Any labelled data: a folder per class (optionally under `train/` and `test/`), or a CSV of (file, label).
 
 The modality is guessed from file extensions for images, audio and video; depth, thermal and IMU files look like
-images or tables, so those need `modality=`. Prompt names are the class names with `_` read as spaces, or come from
+images or tables, so those need `modality=` (a single-channel 16-bit or float picture is refused as ambiguous
+without it). Prompt names are the class names with `_` read as spaces, or come from
 a class-name file (see `zeroshot.load_class_names`).
 """
 
@@ -34,7 +35,29 @@ def guess_modality(paths: list[Path]) -> str:
         raise ValueError(f"cannot tell the modality of {odd} from its extension: pass modality=")
     if len(kinds) != 1:
         raise ValueError(f"files of several modalities {sorted(kinds)}: pass modality= or split the folder")
-    return kinds.pop()
+    kind = str(kinds.pop())  # not None: checked above
+    if kind == "vision":
+        for p in paths:
+            _refuse_ambiguous_picture(p)
+    return kind
+
+
+AMBIGUOUS_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # one 16-bit or float channel
+
+
+def _refuse_ambiguous_picture(path: Path) -> None:
+    """A single-channel 16-bit or float picture may be depth or thermal, not a photo: the caller must say which
+    (the rule `bindkit embed` applies too). Only the header is read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader, with its reason
+        return
+    if mode in AMBIGUOUS_MODES:
+        raise ValueError(f"ambiguous: {path} is a single-channel {mode} picture, which may be depth or thermal "
+                         "rather than an image; pass modality= (--modality depth or thermal)")  # fmt: skip
 
 
 def _files(d: Path) -> list[Path]:

@@ -1,8 +1,8 @@
 // The bindkit search page: a text and/or a dropped file -> POST /search -> the nearest items of each kind.
 "use strict";
 
-const KINDS = ["image", "video", "audio", "depth", "thermal", "imu", "text"];
 const $ = (id) => document.getElementById(id);
+let KINDS = [];  // kind names from /kinds: file kinds in the service's table order, text kinds last
 let droppedFile = null;
 let present = {};  // kind -> number of stored items, from /health
 
@@ -36,8 +36,18 @@ function status(text, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
+// The kinds the service knows fill the kind menu, the file picker's extensions and the result groups' order.
+async function loadKinds() {
+  const kinds = await (await fetch("/kinds")).json();
+  KINDS = [...kinds.filter((k) => !k.text), ...kinds.filter((k) => k.text)].map((k) => k.name);
+  const menu = $("file-modality");
+  for (const name of KINDS) menu.appendChild(el("option", {}, name));
+  $("file-input").setAttribute("accept", [...new Set(kinds.flatMap((k) => k.extensions))].join(","));
+}
+
 async function loadHealth() {
   try {
+    await loadKinds();
     const h = await (await fetch("/health")).json();
     present = h.kinds;
     $("health").textContent = `${h.items} items · model ${h.model}` + (h.indexed ? " · ANN index" : "");
@@ -66,7 +76,7 @@ function el(tag, attrs = {}, text) {
 
 function card(r, rank) {
   const c = el("div", { class: "result", "data-id": r.id, "data-modality": r.modality, "data-rank": rank });
-  if (r.modality === "text") {
+  if (!r.thumb) {  // text items: the text itself
     c.appendChild(el("p", { class: "text" }, r.text));
   } else {
     const img = el("img", { alt: `${r.modality} ${r.name}`, class: "thumb" });
