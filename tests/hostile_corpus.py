@@ -136,7 +136,7 @@ def good_files(rng: np.random.Generator) -> dict[str, tuple[str, bytes, frozense
 
 
 # ---------------------------------------------------------------------------------------------------- bombs
-def _png_header(w: int, h: int, mode: int = 0, depth: int = 8, rows: int = 1) -> bytes:
+def png_header(w: int, h: int, mode: int = 0, depth: int = 8, rows: int = 1) -> bytes:
     """A PNG whose IHDR says w x h (grey 8-bit by default) and whose IDAT holds only the first `rows` rows."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -161,7 +161,7 @@ def _gif_header(w: int, h: int) -> bytes:
     return screen + frame
 
 
-def _jpeg_with_size(jpeg: bytes, w: int, h: int) -> bytes:
+def jpeg_with_size(jpeg: bytes, w: int, h: int) -> bytes:
     """A JPEG whose SOF0 frame header is patched to say w x h (the scan data stays that of a small picture)."""
     at = jpeg.index(b"\xff\xc0") + 5  # marker, length (2), precision (1), then height, width
     return jpeg[:at] + struct.pack(">HH", h, w) + jpeg[at + 4 :]
@@ -232,7 +232,7 @@ def npz_bomb(shape: tuple[int, int] = (30000, 30000), name: str = "depth.npy") -
     return local + fname + data + central + fname + end
 
 
-def _npy_header_only(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+def npy_header_only(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
     """A `.npy` whose header says `shape` but that holds no data (a header bomb)."""
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
@@ -240,7 +240,7 @@ def _npy_header_only(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------- audio headers
-def _wav_header(
+def wav_header(
     rate: int, channels: int = 1, bits: int = 16, data_len: int | None = None, data: bytes = b""
 ) -> bytes:
     """A PCM WAV with the given header fields; `data_len` is what the header claims, `data` what follows."""
@@ -327,17 +327,17 @@ def _cut_frame(avi: bytes, frame: int = 3) -> bytes:
 def _bombs(b: _Builder, jpeg: bytes) -> None:
     """Pictures whose headers (or short-side resize) exceed the pixel cap, and arrays of gigabytes."""
     pictures = {
-        "png_60000x1.png": (_png_header(60000, 1), "PNG 60000x1: 3e9 pixels once resized to 224"),
-        "png_1x60000.png": (_png_header(1, 60000), "PNG 1x60000"),
-        "png_100k_square.png": (_png_header(100000, 100000), "PNG header 100000x100000"),
+        "png_60000x1.png": (png_header(60000, 1), "PNG 60000x1: 3e9 pixels once resized to 224"),
+        "png_1x60000.png": (png_header(1, 60000), "PNG 1x60000"),
+        "png_100k_square.png": (png_header(100000, 100000), "PNG header 100000x100000"),
         "png_12000_square.png": (
-            _png_header(12000, 12000),
+            png_header(12000, 12000),
             "PNG header 12000x12000 (Pillow's warning range)",
         ),
-        "png16_20000x20000.png": (_png_header(20000, 20000, depth=16), "16-bit PNG header 20000x20000"),
+        "png16_20000x20000.png": (png_header(20000, 20000, depth=16), "16-bit PNG header 20000x20000"),
         "bmp_50000_square.bmp": (_bmp_header(50000, 50000), "BMP header 50000x50000"),
         "gif_65535_square.gif": (_gif_header(65535, 65535), "GIF header 65535x65535"),
-        "jpeg_65000_square.jpg": (_jpeg_with_size(jpeg, 65000, 65000), "JPEG SOF 65000x65000"),
+        "jpeg_65000_square.jpg": (jpeg_with_size(jpeg, 65000, 65000), "JPEG SOF 65000x65000"),
     }
     for folder in ("image", "depth", "thermal", "misc"):
         for name, (data, what) in pictures.items():
@@ -346,9 +346,9 @@ def _bombs(b: _Builder, jpeg: bytes) -> None:
     for folder in ("depth", "imu", "misc"):
         b.add(folder, "npz_30000_square.npz", bomb, "npz of 30000x30000 float32 zeros (3.6 GB)",
               main={"depth", "imu"}, reason="limit")  # fmt: skip
-        b.add(folder, "npy_header_40000_square.npy", _npy_header_only((40000, 40000)), ".npy header of 12.8 GB",
+        b.add(folder, "npy_header_40000_square.npy", npy_header_only((40000, 40000)), ".npy header of 12.8 GB",
               main={"depth", "imu"}, reason="limit")  # fmt: skip
-    b.add("imu", "npy_header_rows.npy", _npy_header_only((10_000_000, 6), "<f4"), ".npy of 10M IMU rows (240 MB)",
+    b.add("imu", "npy_header_rows.npy", npy_header_only((10_000_000, 6), "<f4"), ".npy of 10M IMU rows (240 MB)",
           main={"imu"}, reason="rows")  # fmt: skip
     b.add("imu", "many_rows.csv", b"t,ax,ay,az,gx,gy,gz\n" + b"\n" * 5_100_000, "CSV of 5.1M lines",
           main={"imu"}, reason="rows", may_load={"text"})  # fmt: skip
@@ -358,37 +358,37 @@ def _audio_headers(b: _Builder) -> None:
     second = bytes(32000)
     cases = {
         "rate_1hz.wav": (
-            _wav_header(1, data=bytes(64000)),
+            wav_header(1, data=bytes(64000)),
             "WAV at 1 Hz (0.8 GB once resampled)",
             "sample rate",
         ),
-        "rate_4ghz.wav": (_wav_header(4_000_000_000, data=second), "WAV at 4 GHz", "sample rate|SF_INFO"),
+        "rate_4ghz.wav": (wav_header(4_000_000_000, data=second), "WAV at 4 GHz", "sample rate|SF_INFO"),
         "channels_65535.wav": (
-            _wav_header(16000, 65535, data=bytes(65535 * 2 * 4)),
+            wav_header(16000, 65535, data=bytes(65535 * 2 * 4)),
             "WAV of 65535 channels",
             "",
         ),
         "claims_2gb.wav": (
-            _wav_header(16000, data_len=0x7FFFFF00, data=second),
+            wav_header(16000, data_len=0x7FFFFF00, data=second),
             "WAV header says 2 GB, holds 1 s",
             "truncat",
         ),
         "claims_4gb.wav": (
-            _wav_header(16000, data_len=0xFFFFFFF0, data=second),
+            wav_header(16000, data_len=0xFFFFFFF0, data=second),
             "WAV header says 4 GB, holds 1 s",
             "truncat",
         ),
         "claims_3s.wav": (
-            _wav_header(16000, data_len=96000, data=second),
+            wav_header(16000, data_len=96000, data=second),
             "WAV header says 3 s, holds 1 s",
             "truncat",
         ),
         "long_3700s.wav": (
-            _wav_header(1000, bits=8, data=b"\x80" * 3_700_000),
+            wav_header(1000, bits=8, data=b"\x80" * 3_700_000),
             "WAV of 3700 s at 1 kHz",
             "limit",
         ),
-        "no_data.wav": (_wav_header(16000, data=b""), "WAV header without samples", ""),
+        "no_data.wav": (wav_header(16000, data=b""), "WAV header without samples", ""),
     }
     for name, (data, what, reason) in cases.items():
         # a size of ~4 GiB is the placeholder of writers that stream (FFmpeg to a pipe): read as "until the end"

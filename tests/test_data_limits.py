@@ -13,7 +13,7 @@ from PIL import Image
 import bindkit.data as data
 from bindkit.data import Limits, LoadError, get_limits, limits_scope, set_limits
 from bindkit.store.collect import collect
-from hostile_corpus import _npy_header_only, _png_header, _wav_header, npz_bomb
+from hostile_corpus import npy_header_only, npz_bomb, png_header, wav_header
 
 
 def _reason(result) -> str:
@@ -43,14 +43,14 @@ def _png(a: np.ndarray) -> bytes:
 
 
 def test_extreme_aspect_ratio_is_refused_before_the_resize():
-    png = _png_header(60000, 1, rows=1)  # 60000 pixels, but 224 x 13.4M once the short side is 224
+    png = png_header(60000, 1, rows=1)  # 60000 pixels, but 224 x 13.4M once the short side is 224
     for load in (data.load_images, data.load_thermal, data.load_depth):
         reason = _reason(load([png], errors="skip"))
         assert "224x13440000" in reason and "Limits.max_pixels" in reason, reason
 
 
 def test_pillow_bomb_check_is_an_error_not_a_warning(recwarn):
-    reason = _reason(data.load_images([_png_header(12000, 12000)], errors="skip"))  # Pillow would only warn
+    reason = _reason(data.load_images([png_header(12000, 12000)], errors="skip"))  # Pillow would only warn
     assert "bomb" in reason or "limit" in reason
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
@@ -61,7 +61,7 @@ def test_array_caps_come_from_headers():
     reason = _reason(data.load_depth([bomb], errors="skip"))
     assert "(30000, 30000) float32 is 3600000000 bytes" in reason and "max_array_bytes" in reason
     assert "max_array_bytes" in _reason(data.load_imu([bomb], sample_rate=100.0, errors="skip"))
-    assert "rows" in _reason(data.load_imu([_npy_header_only((10_000_000, 6), "<f4")], sample_rate=1.0,
+    assert "rows" in _reason(data.load_imu([npy_header_only((10_000_000, 6), "<f4")], sample_rate=1.0,
                                            errors="skip"))  # fmt: skip
     pickled = io.BytesIO()
     np.save(pickled, np.array([{}], dtype=object), allow_pickle=True)
@@ -73,14 +73,14 @@ def test_array_caps_come_from_headers():
 
 
 def test_audio_caps_come_from_headers():
-    assert "sample rate 1 Hz" in _reason(data.load_audio([_wav_header(1, data=bytes(64000))], errors="skip"))
-    one_second = _wav_header(16000, data=bytes(32000))
+    assert "sample rate 1 Hz" in _reason(data.load_audio([wav_header(1, data=bytes(64000))], errors="skip"))
+    one_second = wav_header(16000, data=bytes(32000))
     assert data.load_audio([one_second]).shape[0] == 1
     with limits_scope(max_audio_seconds=0.5):
         assert "1 s long" in _reason(data.load_audio([one_second], errors="skip"))
     with limits_scope(max_audio_samples=15999):
         assert "max_audio_samples" in _reason(data.load_audio([one_second], errors="skip"))
-    cut = _wav_header(16000, data_len=96000, data=bytes(32000))  # the header says 3 s, 1 s is there
+    cut = wav_header(16000, data_len=96000, data=bytes(32000))  # the header says 3 s, 1 s is there
     assert "truncated" in _reason(data.load_audio([cut], errors="skip"))
 
 
@@ -135,7 +135,7 @@ def test_collect_link_policy_and_unreadable_files(tmp_path):
     (root / "again").symlink_to(root, target_is_directory=True)  # a loop
     os.mkfifo(root / "image" / "pipe.png")
     (root / "misc").mkdir()
-    (root / "misc" / "bomb.png").write_bytes(_png_header(100000, 100000))
+    (root / "misc" / "bomb.png").write_bytes(png_header(100000, 100000))
     (root / "misc" / "empty.npy").write_bytes(b"")
 
     entries, skipped, _, failed = collect([root])

@@ -203,3 +203,17 @@ def test_demo_run_is_found_and_its_test_split_embedded(env, tmp_path, capsys):
     assert Store.for_model(store, env["model"]).count() == 10
     with pytest.raises(FileNotFoundError, match="no demo run"):
         latest_demo_run(tmp_path / "elsewhere")
+
+
+def test_heatmap_of_an_image_item_for_text_and_sound_queries(env):
+    c, media = env["client"], env["media"]
+    img_id = item_id(str(media["image"][0]))
+    for data, files in (({"text": "a seven"}, None), ({}, upload(media["audio"][0]))):
+        r = c.post(f"/items/{img_id}/heatmap", data=data, files=files)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        pic = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+        assert max(pic.shape[:2]) >= 200 and pic.std() > 5
+    assert c.post(f"/items/{item_id(str(media['audio'][0]))}/heatmap", data={"text": "a"}).status_code == 400
+    assert c.post(f"/items/{img_id}/heatmap").status_code == 400  # no query
+    assert c.post(f"/items/{img_id}/heatmap", data={"text": "a", "text_weight": "inf"}).status_code == 400
+    assert c.post("/items/0000000000000000/heatmap", data={"text": "a"}).status_code == 404

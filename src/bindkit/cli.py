@@ -105,10 +105,31 @@ def _serve(a: argparse.Namespace) -> None:
           demo_run=a.demo_run, allowed_hosts=a.allow_host or None)  # fmt: skip
 
 
-def _demo(a: argparse.Namespace) -> None:
-    from bindkit.demo.run import run_demo
+def _generate(a: argparse.Namespace) -> None:
+    from bindkit.apps import generate
 
-    result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress)
+    queries = a.queries or []
+    if not queries:
+        raise SystemExit("give at least one query: --text, --file, --image, --audio, --depth, --thermal, --imu")
+    if a.weight:
+        if len(a.weight) != len(queries):
+            raise SystemExit(f"--weight given {len(a.weight)} times for {len(queries)} queries (in command-line order)")
+        queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
+    generate(a.model, queries, a.pipeline, out=a.out, steps=a.steps, seed=a.seed, num_images=a.num_images,
+             guidance=a.guidance, scale="auto" if a.scale is None else a.scale, noise_level=a.noise_level,
+             prompt=a.prompt)  # fmt: skip
+    for i in range(a.num_images):
+        print(a.out / f"{a.seed}-{i}.png")
+
+
+def _demo(a: argparse.Namespace) -> None:
+    from bindkit.demo.run import apps_only, run_demo
+
+    if a.on_run:
+        result = apps_only(a.on_run)
+    else:
+        result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
+                          apps=True if a.apps else None)  # fmt: skip
     print(result.report_md.read_text())
     print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
 
@@ -120,6 +141,9 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--apps", action="store_true", help="run the applications stage (on by default in the full preset)")
+    p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
+                   help="only run the applications stage on an existing run directory, and update its report")
 
 
 def _args_example(p: argparse.ArgumentParser) -> None:
@@ -220,6 +244,73 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
 
 
+def _locate(a: argparse.Namespace) -> None:
+    import json
+
+    from bindkit.apps.files import run_locate
+
+    file, modality = (a.audio, "audio") if a.audio else (a.file, a.modality)
+    answer = run_locate(a.model, a.image, a.out, text=a.text, file=file, modality=modality, size=a.size,
+                        threshold=a.threshold, method=a.method)  # fmt: skip
+    print(json.dumps({k: answer[k] for k in ("peak", "boxes")}))
+
+
+def _args_locate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
+    p.add_argument("--image", required=True)
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--audio", help="a sound file to find")
+    q.add_argument("--text", help="a text to find")
+    q.add_argument("--file", help="a file of any modality to find (kind detected, or --modality)")
+    p.add_argument("--modality", help="the --file's modality where detection is ambiguous (e.g. thermal)")
+    p.add_argument("--out", required=True, type=Path, help="folder for <image>.locate.png and .json")
+    p.add_argument("--size", type=int, help="model pixels per side (default: the model's input size)")
+    p.add_argument("--threshold", type=float, default=0.5, help="box threshold, a share of the map's range")
+    p.add_argument("--method", default="value", choices=("value", "value-mlp", "tokens", "local", "crops"),
+                   help="dense method (bindkit.dense): value = one pass (CLIP-scale models); crops = sliding crops")
+
+
+def _detect(a: argparse.Namespace) -> None:
+    import json
+
+    from bindkit.apps.files import run_detect
+
+    texts = [t.strip() for t in a.classes.split(",") if t.strip()] if a.classes is not None else None
+    answer = run_detect(a.model, a.detector, a.image, a.out, texts=texts, files=a.class_file or None,
+                        threshold=a.threshold)  # fmt: skip
+    print(json.dumps(answer["detections"]))
+
+
+def _args_detect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the bindkit model folder the detector was trained on")
+    p.add_argument("--detector", required=True, help="a detector folder (a detector run's detector/)")
+    p.add_argument("--image", required=True)
+    p.add_argument("--classes", help="comma-separated class texts replacing the detector's classes")
+    p.add_argument("--class-file", action="append", metavar="NAME=PATH",
+                   help="a class given by a file of any modality (a spoken word, an IMU trace...); repeatable")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="folder for <image>.detect.png and .json")
+    p.add_argument("--threshold", type=float, default=0.3, help="minimum score (objectness x class probability)")
+
+
+def _args_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. imagebind_huge converted, a demo run's model/)")
+    for kind in ("text", "file", "image", "audio", "depth", "thermal", "imu", "video"):
+        p.add_argument(f"--{kind}", dest="queries", action="append", type=lambda v, k=kind: (k, v, 1.0),
+                       help=f"a {kind} query" if kind != "file" else "a file of any modality (detected)")  # fmt: skip
+    p.add_argument("--weight", type=float, action="append", default=[],
+                   help="one weight per query, in command-line order (embedding arithmetic)")  # fmt: skip
+    p.add_argument("--pipeline", required=True, type=Path,
+                   help="a local Stable unCLIP pipeline folder, or a bindkit decoder folder (a demo run's model/decoder)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (<seed>-<i>.png)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the decoder's, or 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-images", type=int, default=1)
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the generator's)")
+    p.add_argument("--scale", type=float, help="norm given to the embedding (default: the norm the pipeline expects)")
+    p.add_argument("--noise-level", type=int, default=0, help="Stable unCLIP's noise on the embedding (0 = none)")
+    p.add_argument("--prompt", default="", help="Stable unCLIP's text prompt beside the embedding (default empty)")
+
+
 def _args_configs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
 
@@ -233,7 +324,10 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("eval", _eval, _args_eval, "run the paper's protocols on benchmark folders or any labelled folder"),
     ("embed", _embed, _args_embed, "embed files of any modality into a LanceDB store (resumable, idempotent)"),
     ("search", _search, _args_search, "query a store with text, files of any modality, or a weighted sum of them"),
+    ("generate", _generate, _args_generate, "draw images from an embedding of any modality (unCLIP or a bindkit decoder)"),
     ("serve", _serve, _args_serve, "the search service and web page (default: the latest demo run)"),
+    ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
+    ("detect", _detect, _args_detect, "detect with a detector whose classes can be texts or files of any modality"),
     ("configs", _configs, _args_configs, "list the registered model configs"),
 ]  # fmt: skip
 
@@ -279,5 +373,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.debug:
             raise
         reason = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"bindkit: error: {reason}", file=sys.stderr)
+        print(f"bindkit: error: {_one_line(str(reason))}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _one_line(text: str) -> str:
+    """A message of several lines (a LoadError lists one bad item per line) as one line, items joined by '; '."""
+    head, *items = text.splitlines() or [""]
+    return " ".join([head, "; ".join(line.strip() for line in items if line.strip())]).strip()

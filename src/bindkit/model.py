@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
+from bindkit.dense import dense_embeddings
 from bindkit.heads import Head, Postprocess
 from bindkit.layers import pack_linear_weights
 from bindkit.modalities import STEMS, Stem
@@ -87,6 +88,12 @@ class ImageBind(nn.Module):
     def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Unit-norm float32 embeddings for cosine search (clip averages renormalised); no gradients."""
         return {name: F.normalize(y.float(), dim=-1) for name, y in self.forward(inputs).items()}
+
+    def encode_dense(self, images: torch.Tensor, method: str = "value") -> torch.Tensor:
+        """Images [B, 3, H, W] -> unit-norm float32 per-patch embeddings [B, h, w, out] (see `bindkit.dense`)."""
+        if "vision" not in self.encoders:
+            raise ValueError(f"encode_dense needs a vision encoder; this model has {list(self.encoders)}")
+        return dense_embeddings(self.encoder("vision"), images, method).dense
 
     def pack_for_cpu(self, rows: int = 1024) -> ImageBind:
         """Pre-pack linear weights for CPU inference (`layers.pack_linear_weights`: ~9% faster, one more weight copy)."""

@@ -7,8 +7,11 @@ from headers before decoding: image and video-frame pixels (and the size of the 
 object arrays), audio duration, sample count and sample rate, and IMU rows.
 
 The caps live in one frozen `Limits`. `get_limits()` gives those in force; `set_limits(Limits(...))` or
-`set_limits(max_pixels=...)` replaces them for the whole process (a service sets its own at start-up), and
-`limits_scope(...)` does so for a `with` block. Pillow's decompression-bomb warning is replaced by an error at
+`set_limits(max_pixels=...)` replaces them for the whole process (an entry point's choice), and
+`limits_scope(...)` does so for a `with` block. Every `check_*` function also takes an explicit `limits=` (default:
+those in force), so a caller with stricter caps of its own, such as the service, uses the same checks without
+touching process-wide state. A refusal over a cap is a `LimitError` (too large); one that makes no sense (a pickle,
+an implausible sample rate) is a plain `ItemError`. Pillow's decompression-bomb warning is replaced by an error at
 `max_pixels`; Pillow's own error (over twice `Image.MAX_IMAGE_PIXELS`, ~179 M pixels) still applies on top, so a
 cap above that needs `Image.MAX_IMAGE_PIXELS` raised too.
 """
@@ -36,6 +39,10 @@ from PIL import Image
 from bindkit.data.errors import ItemError
 
 GiB = 1 << 30
+
+
+class LimitError(ItemError):
+    """An input over one of the `Limits` caps (as opposed to one that is malformed)."""
 
 
 @dataclass(frozen=True)
@@ -147,37 +154,35 @@ def read_stream(f: IO[bytes]) -> bytes:
     return data
 
 
-def check_bytes(n: int) -> None:
+def check_bytes(n: int, limits: Limits | None = None) -> None:
     """Refuse input over `max_file_bytes`."""
-    if n > _current.max_file_bytes:
-        raise ItemError(
-            f"input is {n} bytes, over the limit of {_current.max_file_bytes} (Limits.max_file_bytes)"
-        )
+    cap = (limits or _current).max_file_bytes
+    if n > cap:
+        raise LimitError(f"input is {n} bytes, over the limit of {cap} (Limits.max_file_bytes)")
 
 
 # ---------------------------------------------------------------------------------------------------- pixels
-def check_pixels(w: int, h: int, what: str = "image") -> None:
+def check_pixels(w: int, h: int, what: str = "image", limits: Limits | None = None) -> None:
     """Refuse a `w` x `h` picture over `max_pixels`."""
-    if w * h > _current.max_pixels:
-        raise ItemError(
-            f"{what} is {w}x{h} = {w * h} pixels, over the limit of {_current.max_pixels} (Limits.max_pixels)"
-        )
+    cap = (limits or _current).max_pixels
+    if w * h > cap:
+        raise LimitError(f"{what} is {w}x{h} = {w * h} pixels, over the limit of {cap} (Limits.max_pixels)")
 
 
-def check_resize(w: int, h: int, size: int) -> None:
+def check_resize(w: int, h: int, size: int, limits: Limits | None = None) -> None:
     """Refuse a picture whose short side scaled to `size` would exceed `max_pixels` (extreme aspect ratios)."""
     short, long = min(w, h), max(w, h)
     if short <= 0:
         raise ItemError(f"picture has a zero side ({w}x{h})")
-    scaled = size * size * long / short
-    if scaled > _current.max_pixels:
-        raise ItemError(
+    scaled, cap = size * size * long / short, (limits or _current).max_pixels
+    if scaled > cap:
+        raise LimitError(
             f"picture of {w}x{h} would be {size}x{int(size * long / short)} = {scaled:.3g} pixels once its short "
-            f"side is scaled to {size}, over the limit of {_current.max_pixels} (Limits.max_pixels)"
+            f"side is scaled to {size}, over the limit of {cap} (Limits.max_pixels)"
         )
 
 
-def open_picture(data: bytes | IO[bytes]) -> Image.Image:
+def open_picture(data: bytes | IO[bytes], limits: Limits | None = None) -> Image.Image:
     """A lazily decoded PIL image whose header passed `max_pixels`: Pillow's bomb warning becomes our error."""
     src = io.BytesIO(data) if isinstance(data, bytes) else data
     with _pil_lock, warnings.catch_warnings():
@@ -185,8 +190,12 @@ def open_picture(data: bytes | IO[bytes]) -> Image.Image:
         try:
             img = Image.open(src)
         except Image.DecompressionBombError as e:  # over twice Pillow's own limit
-            raise ItemError(f"decompression bomb refused ({e})") from e
-    check_pixels(*img.size)
+            raise LimitError(f"decompression bomb refused ({e})") from e
+    try:
+        check_pixels(*img.size, limits=limits)
+    except LimitError:
+        img.close()
+        raise
     return img
 
 
@@ -198,16 +207,40 @@ def _npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(shape), dtype
 
 
-def check_array_header(shape: tuple[int, ...], dtype: np.dtype, name: str = "array") -> None:
+def check_array_header(
+    shape: tuple[int, ...], dtype: np.dtype, name: str = "array", limits: Limits | None = None
+) -> None:
     """Refuse pickled object arrays and arrays whose data would exceed `max_array_bytes`."""
     if dtype.hasobject:
         raise ItemError(f"{name} holds Python objects (a pickle), which are never loaded")
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > _current.max_array_bytes:
-        raise ItemError(
-            f"{name} of shape {shape} {dtype} is {nbytes} bytes once loaded, over the limit of "
-            f"{_current.max_array_bytes} (Limits.max_array_bytes)"
+    check_array_bytes(math.prod(shape) * dtype.itemsize, f"{name} of shape {shape} {dtype}", limits)
+
+
+def check_array_bytes(nbytes: int, what: str = "array", limits: Limits | None = None) -> None:
+    """Refuse `nbytes` of array data (one array, or all of a `.npz`) over `max_array_bytes`."""
+    cap = (limits or _current).max_array_bytes
+    if nbytes > cap:
+        raise LimitError(
+            f"{what} is {nbytes} bytes once loaded, over the limit of {cap} (Limits.max_array_bytes)"
         )
+
+
+def array_headers(path: str | Path, max_members: int = 64) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    """(member, shape, dtype) of every array of a `.npz` at `path`, from headers alone (at most `max_members`)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [i for i in z.infolist() if i.filename.endswith(".npy")]
+            if len(members) > max_members:
+                raise LimitError(f"{len(members)} arrays in one .npz, over the limit of {max_members}")
+            out = []
+            for info in members:
+                with z.open(info) as f:  # decompresses only as far as the header
+                    out.append((info.filename, *_npy_header(f)))
+            return out
+    except ItemError:
+        raise
+    except Exception as e:  # a broken zip directory, a cut or malformed member header
+        raise ItemError(f"not a readable .npz archive ({type(e).__name__}: {e})") from e
 
 
 def array_header(data: bytes | str | Path, key: str | None = None) -> tuple[tuple[int, ...], np.dtype]:
@@ -264,26 +297,27 @@ def check_values(a: np.ndarray, what: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- audio, IMU
-def check_audio(frames: int, rate: float, channels: int, target_rate: int | None = None) -> None:
+def check_audio(
+    frames: int, rate: float, channels: int, target_rate: int | None = None, limits: Limits | None = None
+) -> None:
     """Refuse an implausible sample rate, or audio over the duration or sample caps (also once resampled)."""
-    lim = _current
+    lim = limits or _current
     if not lim.min_sample_rate <= rate <= lim.max_sample_rate:
         raise ItemError(
             f"sample rate {rate} Hz is outside the plausible range {lim.min_sample_rate}-{lim.max_sample_rate} Hz"
         )
     seconds = frames / rate
     if seconds > lim.max_audio_seconds:
-        raise ItemError(f"audio is {seconds:.0f} s long, over the limit of {lim.max_audio_seconds:.0f} s "
+        raise LimitError(f"audio is {seconds:.0f} s long, over the limit of {lim.max_audio_seconds:.0f} s "
                         "(Limits.max_audio_seconds)")  # fmt: skip
     samples = max(frames, math.ceil(seconds * (target_rate or rate))) * max(channels, 1)
     if samples > lim.max_audio_samples:
-        raise ItemError(f"audio needs {samples} samples ({channels} channel(s)), over the limit of "
+        raise LimitError(f"audio needs {samples} samples ({channels} channel(s)), over the limit of "
                         f"{lim.max_audio_samples} (Limits.max_audio_samples)")  # fmt: skip
 
 
-def check_rows(rows: int, what: str = "IMU series") -> None:
+def check_rows(rows: int, what: str = "IMU series", limits: Limits | None = None) -> None:
     """Refuse an IMU series of more than `max_imu_rows` samples."""
-    if rows > _current.max_imu_rows:
-        raise ItemError(
-            f"{what} has {rows} rows, over the limit of {_current.max_imu_rows} (Limits.max_imu_rows)"
-        )
+    cap = (limits or _current).max_imu_rows
+    if rows > cap:
+        raise LimitError(f"{what} has {rows} rows, over the limit of {cap} (Limits.max_imu_rows)")

@@ -84,6 +84,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> Path:
         f"and the spoken digit, over {ar['n_queries']} queries: **{ar['image+audio']:.1f}%** (image alone "
         f"{ar['image']:.1f}%, audio alone {ar['audio']:.1f}%, best possible {ar['ceiling']:.1f}%).", "",
         *robustness_section(result),
+        *applications_md(result),
         "## Targets", "", *[f"- {k}: {'met' if v['met'] else 'NOT met'} ({v['detail']})" for k, v in result["targets"].items()], "",
         "## Time", "", "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in t.items()], "",
         f"Load average at start / end: {result['load_average']['start']} / {result['load_average']['end']}.", "",
@@ -91,6 +92,27 @@ def write_markdown(result: dict[str, Any], path: Path) -> Path:
     ]  # fmt: skip
     path.write_text("\n".join(lines))
     return path
+
+
+def applications_md(result: dict[str, Any]) -> list[str]:
+    """The applications section (present when the stage ran)."""
+    apps = result.get("applications")
+    if not apps:
+        return []
+    from .apps_detect import detect_md
+    from .apps_locate import locate_md
+
+    lines = ["## Applications", ""]
+    if "locate" in apps:
+        lines += ["### Locate: where in a scene a sound, a text or an IMU trace points", "", *locate_md(apps["locate"])]
+    if "detect" in apps:
+        lines += ["### Detect: a text-trained detector with its classes swapped for sounds and IMU traces", "",
+                  *detect_md(apps["detect"])]  # fmt: skip
+    if "generate" in apps:
+        from .apps_generate import markdown
+
+        lines += markdown(apps["generate"])
+    return lines
 
 
 def _figure(w: float, h: float):

@@ -7,6 +7,7 @@ Run directory (default `<cache>/runs/demo/<YYYYmmdd-HHMMSS>`, cache = `$XDG_CACH
     model/                 bindkit.save_model: the six encoders (anchor image + text, bound audio/depth/thermal/imu)
     text_paired/model/     the comparison encoders (audio/depth/thermal/imu trained with text pairs)
     test/                  the test split as files (bindkit.worlds.to_files) + manifest.jsonl, for `bindkit serve`
+    model/decoder/         the applications stage's unCLIP decoder (`bindkit generate --pipeline`)
     report.md, report.json the tables and every figure
     plots/                 training.png, zero_shot.png, retrieval.png
     train/{anchor,bind,text_paired}/   the training runs (config, metrics.jsonl, plots, final model)
@@ -14,6 +15,7 @@ Run directory (default `<cache>/runs/demo/<YYYYmmdd-HHMMSS>`, cache = `$XDG_CACH
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -24,7 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bindkit.checkpoint import save_model
+from bindkit.checkpoint import load_model, save_model
 from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
@@ -36,7 +38,7 @@ from .files import SCORED, Split, read_split, write_splits
 from .settings import BOUND, PRESETS, DemoSettings, demo_config
 from .training import train_anchor, train_bound
 
-STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "report")
+STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "applications", "report")
 
 
 @dataclass
@@ -95,15 +97,17 @@ def latest_run(root: Path | None = None) -> Path:
 
 
 def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, progress: bool = True,
-             settings: DemoSettings | None = None) -> DemoResult:  # fmt: skip
-    """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset."""
+             settings: DemoSettings | None = None, apps: bool | None = None) -> DemoResult:  # fmt: skip
+    """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset, `apps`
+    the preset's choice of the applications stage."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     s = settings or PRESETS["quick" if quick else "full"]
     root = Path(run_root).expanduser() if run_root is not None else default_run_root()
     run = new_run_dir(root)
     clock, load0, t0 = Clock(), _load(), time.perf_counter()
-    bar = tqdm(total=len(STAGES), desc="bindkit demo", unit="stage", disable=not progress, position=0)
+    apps = s.applications if apps is None else apps
+    bar = tqdm(total=len(STAGES) - (not apps), desc="bindkit demo", unit="stage", disable=not progress, position=0)
     with clock.stage("world", bar):
         data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
@@ -128,6 +132,9 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
         result["audio_robustness"] = robustness.audio_robustness(
             model, scores.class_embeddings(model), data.test, data.engine_test, seed
         )
+    if apps:
+        with clock.stage("applications", bar):
+            result["applications"] = run_applications(run, s, seed, bound.model)
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip
@@ -140,6 +147,34 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     return DemoResult(
         run, model_dir, out["md"], out["json"], paths["test"], result, result["timings_s"]["total"]
     )
+
+
+def run_applications(run: Path, s: DemoSettings, seed: int, model: ImageBind | None = None) -> dict[str, Any]:
+    """The applications stage on a run directory with model/, test/ (and report.json): {application: scores}."""
+    from .apps_detect import DetectSettings
+    from .apps_generate import run_stage as generate_stage
+    from .apps_locate import LocateSettings, locate_stage
+
+    locate = locate_stage(run, LocateSettings(n_scenes=s.scenes, seed=seed), model, DetectSettings())
+    detect = locate.pop("detect")
+    if model is None:
+        model = load_model(run / "model", device="cpu").eval()
+    return {"locate": locate, "detect": detect, "generate": generate_stage(run, model, s.name, seed, progress=False)}
+
+
+def apps_only(run_dir: Path, quick: bool = False) -> DemoResult:
+    """Run the applications stage on an existing demo run and rewrite its report.json and report.md."""
+    run = Path(run_dir).expanduser().resolve()
+    if not (run / "report.json").is_file() or not (run / "model").is_dir():
+        raise FileNotFoundError(f"{run} is not a finished demo run (needs report.json and model/)")
+    result = json.loads((run / "report.json").read_text())
+    s = PRESETS["quick" if quick else result["settings"].get("preset", "full")]
+    t0 = time.perf_counter()
+    result["applications"] = run_applications(run, s, int(result["settings"]["seed"]))
+    result["timings_s"]["applications"] = time.perf_counter() - t0
+    out = {"json": report.write_json(result, run / "report.json"), "md": report.write_markdown(result, run / "report.md")}
+    return DemoResult(run, run / "model", out["md"], out["json"], run / "test" / "manifest.jsonl", result,
+                      result["timings_s"]["applications"])  # fmt: skip
 
 
 class Clock:
@@ -235,4 +270,4 @@ def _load() -> list[float] | None:
         return None
 
 
-__all__ = ["DemoResult", "default_run_root", "latest_run", "point_latest", "run_demo"]
+__all__ = ["DemoResult", "apps_only", "default_run_root", "latest_run", "point_latest", "run_demo"]

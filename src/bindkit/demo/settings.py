@@ -71,6 +71,8 @@ class DemoSettings:
     shots: tuple[int, ...] = (1, 2, 4, 8)
     probe_seeds: tuple[int, ...] = (0, 1, 2)
     arithmetic_queries: int = 200
+    applications: bool = False  # the applications stage (locate in held-out scenes); `bindkit demo --apps` forces it
+    scenes: int = 200  # held-out scenes the applications stage scores
 
 
 # Audio (held-out voices) and depth (relief under pose) learn slowest, thermal and IMU fastest: their shares of the
@@ -89,12 +91,12 @@ def _bind(steps: int, warmup: int) -> Phase:
 FULL = DemoSettings(
     "full", n_anchor=12000, n_train=8000, n_test=600, n_probe_pool=200,
     anchor=Phase(steps=1500, batch_size=96, lr=2e-3, weight_decay=0.1, warmup_steps=50),
-    bind=_bind(2500, 60), text_paired=_bind(2500, 60),
+    bind=_bind(2500, 60), text_paired=_bind(2500, 60), applications=True,
 )  # fmt: skip
 QUICK = DemoSettings(
     "quick", n_anchor=6000, n_train=2000, n_test=300, n_probe_pool=100,
     anchor=Phase(steps=450, batch_size=96, lr=2e-3, weight_decay=0.1, warmup_steps=25),
-    bind=_bind(500, 25), text_paired=_bind(500, 25), arithmetic_queries=100,
+    bind=_bind(500, 25), text_paired=_bind(500, 25), arithmetic_queries=100, scenes=100,
 )  # fmt: skip
 TINY = DemoSettings(
     "tiny", n_anchor=1000, n_train=400, n_test=200, n_probe_pool=80,

@@ -177,12 +177,12 @@ class Embedder:
 
         def compute(pos: list[int]) -> np.ndarray:
             got: dict[int, np.ndarray] = {}
-            bar = tqdm(total=len(pos), desc=f"embed {ds.name}", unit="item", disable=not self.progress)
-            for a in range(0, len(pos), self.batch_size):
-                chunk = pos[a : a + self.batch_size]
-                got.update(self._batch(ds, enc, chunk, failed, imu))
-                bar.update(len(chunk))
-            bar.close()
+            # closed on an error too, so that the error starts on a line of its own
+            with tqdm(total=len(pos), desc=f"embed {ds.name}", unit="item", disable=not self.progress) as bar:
+                for a in range(0, len(pos), self.batch_size):
+                    chunk = pos[a : a + self.batch_size]
+                    got.update(self._batch(ds, enc, chunk, failed, imu))
+                    bar.update(len(chunk))
             if not got:
                 reasons = "; ".join(f"{ds.items[i].path}: {r}" for i, r in list(failed.items())[:3])
                 raise ValueError(f"{ds.name}: none of {len(pos)} items could be loaded, e.g. {reasons}")

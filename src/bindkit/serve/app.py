@@ -35,6 +35,7 @@ from bindkit.modalities import spec as modality_spec
 from bindkit.modalities import specs as modality_specs
 from bindkit.serve.batch import Batcher, Busy
 from bindkit.serve.guard import Guard
+from bindkit.serve.heatmap import add_heatmap_route
 from bindkit.serve.limits import Limits, check_decoded
 from bindkit.serve.thumbs import thumbnail
 from bindkit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_limited, saved_upload
@@ -276,6 +277,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         }
 
     _item_route(app, svc, auth)
+    add_heatmap_route(app, svc, auth, _terms, _finite, checked_file)
 
 
 @lru_cache(maxsize=4096)

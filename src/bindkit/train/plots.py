@@ -49,6 +49,8 @@ def plot_metrics(metrics: str | Path, out_dir: str | Path) -> list[Path]:
     pairs = sorted({r["pair"] for r in records})
     written = []
     for key, title in (("loss", "InfoNCE loss"), ("acc", "in-batch retrieval top-1")):
+        if not any(key in r for r in records):  # e.g. a decoder run logs its denoising loss only
+            continue
         fig = Figure(figsize=(7, 4), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()

@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 let KINDS = [];  // kind names from /kinds: file kinds in the service's table order, text kinds last
 let droppedFile = null;
+let lastQuery = null;  // FormData of the last text/file search, for heatmaps
 let present = {};  // kind -> number of stored items, from /health
 
 // The token travels in the URL fragment (never sent to the server in the URL), then lives in this tab only.
@@ -97,10 +98,29 @@ function card(r, rank) {
   meta.appendChild(el("span", { class: "name", title: r.name }, r.label ? `${r.name} · ${r.label}` : r.name));
   meta.appendChild(el("span", { class: "score", title: "cosine similarity" }, r.score.toFixed(3)));
   c.appendChild(meta);
+  if (r.modality === "image" && lastQuery) c.appendChild(heatmapButton(r, c.querySelector("img.thumb")));
   const again = el("button", { class: "more", type: "button" }, "search with this");
   again.onclick = () => search({ item: r.id });
   c.appendChild(again);
   return c;
+}
+
+// "where?": the last text/file query's heatmap over this image (POST /items/{id}/heatmap), toggled.
+function heatmapButton(r, img) {
+  const b = el("button", { class: "more heatmap", type: "button" }, "where? (heatmap)");
+  let thumb = null;
+  b.onclick = async () => {
+    if (thumb) { img.src = thumb; thumb = null; b.textContent = "where? (heatmap)"; return; }
+    b.disabled = true;
+    try {
+      const url = URL.createObjectURL(await (await api(`/items/${r.id}/heatmap`, { method: "POST", body: lastQuery })).blob());
+      thumb = img.src;
+      img.src = url;
+      b.textContent = "hide heatmap";
+    } catch (e) { status(e.message, true); }
+    b.disabled = false;
+  };
+  return b;
 }
 
 function render(results) {
@@ -128,6 +148,8 @@ async function search(extra = {}) {
     form.set("modality", $("file-modality").value);
     form.set("file_weight", $("file-weight").value || "1");
   }
+  lastQuery = (text || droppedFile) ? new FormData() : null;  // what a heatmap is drawn for (not item queries)
+  if (lastQuery) for (const [k, v] of form.entries()) lastQuery.append(k, v);
   if (extra.item) form.set("item", extra.item);
   if (!text && !droppedFile && !extra.item) { status("Type a text or drop a file to search."); return; }
   const kinds = [...document.querySelectorAll("input[name=kind]:checked")].map((i) => i.value);

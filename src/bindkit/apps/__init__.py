@@ -1,0 +1,12 @@
+"""Applications of the joint space: where in an image a query matches (`locate`), detection by swapping class
+embeddings (`detect`), and images drawn from any modality's embedding (`generate`)."""
+
+from bindkit.apps.boxes import Box, boxes_from_heatmap
+from bindkit.apps.generate import Embedding, embed_query, generate, load_generator
+from bindkit.apps.locate import Location, locate
+from bindkit.apps.query import QueryEmbedding, query_embedding
+
+__all__ = [
+    "Box", "Embedding", "Location", "QueryEmbedding", "boxes_from_heatmap", "embed_query", "generate",
+    "load_generator", "locate", "query_embedding",
+]  # fmt: skip

@@ -1,0 +1,189 @@
+"""Dense embeddings, heatmap boxes, `locate` and its bad-input errors (tiny random models; the trained check uses
+the session's quick demo run)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bindkit.apps import QueryEmbedding, boxes_from_heatmap, locate
+from bindkit.apps.boxes import components
+from bindkit.model import ImageBind
+from bindkit.registry import get_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = ImageBind(get_config("imagebind_tiny").select(["vision", "text", "audio"])).eval()
+    with torch.no_grad():  # non-trivial positions and CLS, so a wrong token order would show
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model
+
+
+def slow_value_path(model, images):
+    """Per-patch re-derivation: the last block's input from the trace, then value -> out_proj -> norm -> proj."""
+    enc = model.encoder("vision")
+    trace: dict = {}
+    enc.embed_items(images, trace)
+    x = trace["keep"][-2]  # input of the last block (N, L, D)
+    last, D = enc.trunk.blocks[-1], x.shape[-1]
+    W, b = last.attn.in_proj_weight[2 * D :], last.attn.in_proj_bias[2 * D :]
+    n, L = x.shape[:2]
+    side = int(round((L - 1) ** 0.5))
+    out = torch.empty(n, side, side, enc.cfg.out_dim)
+    for i in range(n):
+        for t in range(1, L):
+            h = F.layer_norm(x[i, t], (D,), last.norm1.weight, last.norm1.bias, 1e-6)
+            y = last.attn.out_proj.weight @ (W @ h + b) + last.attn.out_proj.bias
+            z = enc.head.proj.weight @ F.layer_norm(y, (D,), enc.head.norm.weight, enc.head.norm.bias, 1e-6)
+            out[i, (t - 1) // side, (t - 1) % side] = z / z.norm()
+    return out
+
+
+@pytest.mark.parametrize("size", [64, 96])
+def test_encode_dense_matches_a_slow_per_patch_reference(tiny, size):
+    torch.manual_seed(1)
+    images = torch.randn(2, 3, size, size)
+    dense = tiny.encode_dense(images)
+    side = (size - 8) // 8 + 1
+    assert dense.shape == (2, side, side, 128) and dense.dtype == torch.float32
+    with torch.no_grad():
+        ref = slow_value_path(tiny, images)
+    torch.testing.assert_close(dense, ref, atol=2e-5, rtol=1e-4)
+
+
+def test_encode_dense_bf16_stays_close_to_fp32(tiny):
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    ref = tiny.encode_dense(images)
+    bf = ImageBind(tiny.config).eval()
+    bf.load_state_dict(tiny.state_dict())
+    got = bf.to(torch.bfloat16).encode_dense(images)
+    cos = (got * ref).sum(-1)
+    assert float(cos.min()) > 0.999
+
+
+def test_dense_global_output_is_the_ordinary_embedding(tiny):
+    from bindkit.dense import dense_embeddings
+
+    images = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    out = dense_embeddings(tiny.encoder("vision"), images)
+    torch.testing.assert_close(out.embedding, tiny.encode({"vision": images})["vision"], atol=1e-5, rtol=1e-5)
+
+
+def test_components_and_boxes_on_hand_made_heatmaps():
+    heat = np.zeros((20, 30), np.float32)
+    heat[2:6, 3:9] = 1.0  # a 4 x 6 block at full height
+    heat[4, 5] = 1.5  # its peak
+    heat[10:18, 20:25] = 0.8  # a second block, lower
+    heat[15, 2] = 0.9  # a single pixel, kept only when min_pixels allows
+    boxes = boxes_from_heatmap(heat, threshold=0.5)
+    assert [b.xyxy for b in boxes] == [(3, 2, 9, 6), (2, 15, 3, 16), (20, 10, 25, 18)]
+    assert boxes[0].score == pytest.approx(1.5) and boxes[0].peak == (5, 4)
+    assert [b.xyxy for b in boxes_from_heatmap(heat, 0.5, min_pixels=2)] == [(3, 2, 9, 6), (20, 10, 25, 18)]
+    assert [b.xyxy for b in boxes_from_heatmap(heat, 0.6)] == [(3, 2, 9, 6), (2, 15, 3, 16)]  # 0.8 < 0.9 cut
+    # diagonal neighbours are separate components (4-connectivity); a U shape is one
+    diag = np.array([[1, 0], [0, 1]], bool)
+    assert components(diag).max() == 2
+    u = np.array([[1, 0, 1], [1, 0, 1], [1, 1, 1]], bool)
+    assert components(u).max() == 1
+    assert [b.xyxy for b in boxes_from_heatmap(np.ones((4, 5)), 0.5)] == [(0, 0, 5, 4)]
+
+
+def test_locate_heatmap_follows_the_patch_map(tiny, tmp_path):
+    """A query equal to one patch's dense embedding peaks on that patch's pixels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    img = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    from bindkit.apps.locate import to_tensor
+
+    dense = tiny.encode_dense(to_tensor([img], 64))[0]  # (8, 8, D)
+    q = dense[2, 5].numpy()
+    found = locate(tiny, [img], q)[0]
+    assert found.heatmap.shape == (64, 64)
+    assert found.grid[2, 5] == pytest.approx(1.0, abs=1e-5)
+    x, y = found.peak
+    assert 5 * 8 <= x < 6 * 8 and 2 * 8 <= y < 3 * 8  # inside patch (row 2, column 5)
+    assert any(b.x0 <= x < b.x1 and b.y0 <= y < b.y1 for b in found.boxes)
+
+
+def test_bad_inputs_fail_before_compute(tiny, tmp_path, monkeypatch):
+    import importlib
+
+    from PIL import Image
+
+    from bindkit.apps.query import model_fingerprint
+
+    def no_compute(*a, **k):
+        raise AssertionError("computed before rejecting the input")
+
+    loc = importlib.import_module("bindkit.apps.locate")  # the module, not the function of the same name
+    monkeypatch.setattr(loc, "dense_embeddings", no_compute)
+    img = Image.new("RGB", (64, 64))
+    with pytest.raises(ValueError, match="another model"):
+        locate(tiny, [img], np.ones(64, np.float32))
+    with pytest.raises(ValueError, match="made by model other-123"):
+        locate(tiny, [img], QueryEmbedding(np.ones(128, np.float32), "other-123"))
+    with pytest.raises(ValueError, match="smaller than one 8x8 patch"):
+        locate(tiny, [Image.new("RGB", (5, 40))], "seven")
+    with pytest.raises(ValueError, match="smaller than one 8x8 patch"):
+        tiny.encode_dense(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="needs a vision encoder"):
+        ImageBind(get_config("imagebind_tiny").select(["audio"])).encode_dense(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="needs a vision encoder"):
+        from bindkit.dense import dense_embeddings
+
+        dense_embeddings(tiny.encoder("audio"), torch.zeros(1, 3, 64, 64))
+    ok = QueryEmbedding(np.ones(128, np.float32), model_fingerprint(tiny))
+    monkeypatch.undo()
+    assert locate(tiny, [img], ok)[0].heatmap.shape == (64, 64)
+
+
+def test_locate_cli_writes_nothing_on_bad_input_and_both_files_otherwise(tiny, tmp_path):
+    from PIL import Image
+
+    from bindkit.checkpoint import save_model
+    from bindkit.cli import main
+
+    model_dir = save_model(tiny, tmp_path / "model")
+    Image.new("RGB", (6, 6)).save(tmp_path / "small.png")
+    Image.fromarray(np.random.default_rng(5).integers(0, 255, (80, 64, 3), np.uint8)).save(tmp_path / "ok.png")
+    with pytest.raises(ValueError, match="smaller than one"):
+        main(["locate", "--model", str(model_dir), "--image", str(tmp_path / "small.png"), "--text", "a seven",
+              "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert not (tmp_path / "bad").exists()
+    main(["locate", "--model", str(model_dir), "--image", str(tmp_path / "ok.png"), "--text", "a seven",
+          "--out", str(tmp_path / "out")])  # fmt: skip
+    answer = json.loads((tmp_path / "out" / "ok.locate.json").read_text())
+    assert (answer["width"], answer["height"]) == (64, 80) and answer["boxes"]
+    assert Image.open(tmp_path / "out" / "ok.locate.png").size[0] >= 64
+
+
+def test_quick_demo_scenes_point_clearly_above_chance(quick_demo):
+    """The quick demo's model, held-out 3-digit scenes: text and (emergent) audio queries point at the queried digit
+    well above chance (the digit's share of the canvas; measured 27% text, 18% audio vs 6% on 100 scenes)."""
+    from bindkit.demo.apps_locate import LocateSettings, locate_stage
+
+    out = locate_stage(quick_demo.run_dir, LocateSettings(n_scenes=80))
+    p = out["pointing"]
+    assert out["chance"] < 10 and out["methods_text"][out["method"]] == p["text"]
+    assert p["text"] > 2.5 * out["chance"] and p["audio"] > 1.8 * out["chance"], (p, out["chance"])
+    assert (quick_demo.run_dir / out["figure"]).is_file()
+
+
+def test_crops_method_embeds_each_crop_whole(tiny):
+    """`crops`: cell (i, j) is the ordinary embedding of the input-sized crop at (i, j) * stride."""
+    from bindkit.dense import dense_embeddings
+
+    x = torch.randn(1, 3, 80, 80, generator=torch.Generator().manual_seed(6))
+    out = dense_embeddings(tiny.encoder("vision"), x, "crops")
+    assert (out.patch, out.stride) == (64, 8) and out.dense.shape[1:3] == (3, 3)
+    crop = x[:, :, 8:72, 16:80]  # row 1, column 2
+    torch.testing.assert_close(out.dense[0, 1, 2], tiny.encode({"vision": crop})["vision"][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.embedding, tiny.encode({"vision": x})["vision"], atol=1e-5, rtol=1e-5)
