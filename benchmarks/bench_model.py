@@ -1,12 +1,15 @@
-"""Inference speed per modality: items/s, peak memory and achieved GFLOP/s beside this machine's matmul peak.
+"""Inference speed per modality and runtime: items/s, peak memory and achieved GFLOP/s beside the matmul peak.
 
-Each (config, modality, precision) case runs in a fresh subprocess so its peak RSS is its own. Precisions:
-  fp32      the plain fp32 model (the official code's default)
-  autocast  fp32 weights under bf16 autocast (what users of the official code do; the baseline for bf16)
-  bf16      bf16 weights (`model.to(torch.bfloat16)`)
-  packed    bf16 weights pre-packed for oneDNN (`model.pack_for_cpu()`), bindkit's fastest CPU path
-The matmul peak is measured inside each case, just before and after its timed passes (the higher median is kept),
-so that "% peak" compares runs made under the same load on this shared machine.
+Each (config, modality, case) runs in a fresh subprocess so its peak RSS is its own. Cases:
+  fp32              the plain fp32 PyTorch model (the official code's default)
+  autocast          fp32 weights under bf16 autocast (must be at least as fast as fp32)
+  bf16              bf16 weights with the CPU fast path (`model.to(torch.bfloat16).pack_for_cpu()`)
+  openvino-bf16     bindkit's OpenVINO export run by OpenVINO's CPU plugin in bf16
+  openvino-int8     the same with NNCF int8 trunks (calibrated on the digits world, --calibration-items items)
+  onnxruntime-fp32  bindkit's ONNX export on ONNX Runtime (fp32)
+Exports are written once per (config, modality, format, precision) under --export-dir, in their own subprocess.
+The matmul peak (bf16 for the bf16/int8 cases, fp32 otherwise) is measured inside each case, just before and after
+its timed passes (the higher median is kept), so "% peak" compares runs made under the same load on a shared machine.
 Usage: python benchmarks/bench_model.py [--configs imagebind_huge imagebind_small] [--modalities vision text ...]
 """
 
@@ -20,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +43,10 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+RUNTIMES = {"openvino-bf16": ("openvino", "openvino", "bf16"), "openvino-int8": ("openvino", "openvino", "int8"),
+            "onnxruntime-fp32": ("onnxruntime", "onnx", "fp32")}  # case -> (backend, format, precision)
+
+
 def build(config: str, modality: str, precision: str) -> torch.nn.Module:
     """One encoder with PyTorch's default random init, plus CLIP-like positional/CLS draws (std 0.02)."""
     from bindkit import ImageBind, get_config
@@ -49,44 +57,74 @@ def build(config: str, modality: str, precision: str) -> torch.nn.Module:
         for name, p in model.named_parameters():
             if name.endswith(("pos_embed", "cls_token", "bias_k", "bias_v")):
                 p.normal_(0, 0.02)
-    if precision in ("bf16", "packed"):
-        model = model.to(torch.bfloat16)
-    return model.pack_for_cpu(rows=1024) if precision == "packed" else model
+    return model.to(torch.bfloat16).pack_for_cpu(rows=1024) if precision == "bf16" else model
 
 
-def inputs(config: str, modality: str) -> dict[str, torch.Tensor]:
+def inputs(config: str, modality: str, n: int | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """`n` (default: the modality's batch) random items: normal floats, or token ids ending in EOT."""
     from bindkit import get_config
 
     e = get_config(config).encoders[modality]
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
+    n = n or BATCH[modality]
     if modality == "text":
-        ids = torch.randint(1, 49000, (BATCH[modality], e.input_shape[0]), generator=g)
+        ids = torch.randint(1, 49000, (n, e.input_shape[0]), generator=g)
         ids[:, -1] = 49407
         return {modality: ids}
-    return {modality: torch.randn(BATCH[modality], *e.input_shape, generator=g)}
+    return {modality: torch.randn(n, *e.input_shape, generator=g)}
 
 
-def flops_per_item(model: torch.nn.Module, x: dict[str, torch.Tensor]) -> float:
+def flops_per_item(config: str, x: dict[str, torch.Tensor]) -> float:
+    """FLOPs of the plain model on meta tensors (no memory, so each case's peak RSS stays its own)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    # Grad mode keeps the plain F.linear path, whose FLOPs the counter knows (the fused oneDNN op is not counted).
-    with FlopCounterMode(display=False) as fc, torch.enable_grad():
-        model(x)
+    from bindkit import ImageBind, get_config
+
+    with torch.device("meta"):
+        model = ImageBind(get_config(config).select(list(x)))
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        for m, v in x.items():  # inputs carry no clip dimension here; the input checks cannot run on meta
+            model.encoders[m].embed_items(v.to("meta"))
     return fc.get_total_flops() / next(iter(x.values())).shape[0]
 
 
-def run_case(config: str, modality: str, precision: str, reps: int) -> dict:
+def export_dir(root: str, config: str, modality: str, case: str) -> Path:
+    return Path(root) / f"{config}-{modality}-{case}"
+
+
+def export_case(config: str, modality: str, case: str, root: str, items: int) -> None:
+    """Export one encoder for a runtime case (skipped when the folder already holds it)."""
+    from bindkit.runtime.backends import to_graph_input
+    from bindkit.runtime.export import export, read_manifest
+
+    out = export_dir(root, config, modality, case)
+    if (read_manifest(out) or {}).get("encoders", {}).get(modality):
+        return
+    _, fmt, precision = RUNTIMES[case]
+    x = inputs(config, modality, items, seed=1)[modality]  # int8: calibrated on the distribution it is timed on
+    calib = lambda m: [torch.from_numpy(to_graph_input(model, m, x[i : i + 8])) for i in range(0, items, 8)]  # noqa: E731
+    model = build(config, modality, "fp32")
+    export(model, out, fmt, [modality], precision, calib, items)
+
+
+def run_case(config: str, modality: str, precision: str, reps: int, root: str = "") -> dict:
     """Time `reps` forward passes of one batch; report medians."""
-    model, x = build(config, modality, precision), inputs(config, modality)
-    flops = flops_per_item(model, x)
+    x = inputs(config, modality)
+    flops = flops_per_item(config, x)
+    if precision in RUNTIMES:
+        from bindkit.runtime.backends import load_exported
+
+        model = load_exported(export_dir(root, config, modality, precision), RUNTIMES[precision][0])
+    else:
+        model = build(config, modality, precision)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "autocast" else contextlib.nullcontext()
-    times, dtype = [], torch.float32 if precision == "fp32" else torch.bfloat16
+    times, dtype = [], torch.float32 if precision.endswith("fp32") else torch.bfloat16
     with torch.inference_mode(), ctx:
         model(x)  # warm-up
         peak = matmul_peak(dtype)
         for _ in range(reps):
             t = time.perf_counter()
-            out = model(x)[modality]
+            out = model.forward(x)[modality]
             times.append(time.perf_counter() - t)
         peak = max(peak, matmul_peak(dtype))
     n = next(iter(x.values())).shape[0]
@@ -113,30 +151,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["imagebind_huge", "imagebind_small"])
     ap.add_argument("--modalities", nargs="+", default=["vision", "text", "audio", "depth", "thermal", "imu"])
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "autocast", "bf16", "packed"])
+    ap.add_argument("--cases", nargs="+", default=["fp32", "autocast", "bf16", *RUNTIMES])
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--export-dir", default=str(Path.home() / ".cache/bindkit/bench-exports"))
+    ap.add_argument("--calibration-items", type=int, default=64, help="int8 calibration items (digits world)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="threads for every runtime (1 is steadier on a shared machine)")  # fmt: skip
     ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--export", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="write all rows to this file")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)  # the runtime backends follow it
+    if a.export:
+        export_case(*a.export.split(":"), root=a.export_dir, items=a.calibration_items)
+        return
     if a.case:
-        print(json.dumps(run_case(*a.case.split(":"), reps=a.reps)))
+        print(json.dumps(run_case(*a.case.split(":"), reps=a.reps, root=a.export_dir)))
         return
     rows = []
     for c in a.configs:
         for m in a.modalities:
-            for p in a.precisions:
-                cmd = [sys.executable, __file__, "--case", f"{c}:{m}:{p}", "--reps", str(a.reps)]
-                rows.append(
-                    json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-                )
+            for p in a.cases:
+                common = ["--reps", str(a.reps), "--export-dir", a.export_dir, "--threads", str(a.threads)]
+                if p in RUNTIMES:
+                    subprocess.run([sys.executable, __file__, "--export", f"{c}:{m}:{p}", *common,
+                                    "--calibration-items", str(a.calibration_items)], check=True)  # fmt: skip
+                cmd = [sys.executable, __file__, "--case", f"{c}:{m}:{p}", *common]
+                rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "embedding"}), flush=True)
     cosine_vs_fp32(rows)
     print("peak: median GFLOP/s of a 2048^3 matmul in the case's dtype, measured in the same process")
-    print(f"{'config':16} {'modality':8} {'precision':9} {'items/s':>9} {'GFLOP/item':>10} {'GFLOP/s':>8} "
+    print(f"{'config':16} {'modality':8} {'case':16} {'items/s':>9} {'GFLOP/item':>10} {'GFLOP/s':>8} "
           f"{'peak':>6} {'% peak':>7} {'peak MB':>8} {'cos fp32':>8}")  # fmt: skip
     for r in rows:
         peak = r["peak_gflops"]
         cos = "" if r["cos_vs_fp32"] is None else f"{r['cos_vs_fp32']:.5f}"
-        print(f"{r['config']:16} {r['modality']:8} {r['precision']:9} {r['items_per_s']:9.3f} "
+        print(f"{r['config']:16} {r['modality']:8} {r['precision']:16} {r['items_per_s']:9.3f} "
               f"{r['gflops_per_item']:10.2f} {r['achieved_gflops']:8.1f} {peak:6.0f} {100 * r['achieved_gflops'] / peak:6.1f}% "
               f"{r['peak_rss_mb']:8.0f} {cos:>8}")  # fmt: skip
     if a.json:

@@ -198,11 +198,11 @@ def _ids(url: str) -> list[str]:
 
 def _baseline(model: str, store: str, n: int) -> None:
     """The library answering text queries in-process, serially: the cost without HTTP."""
-    from bindkit.store.embed import as_model
+    from bindkit.resolve import load
     from bindkit.store.search import query_vector
     from bindkit.store.store import Store
 
-    m = as_model(model)
+    m = load(model)
     s = Store.for_model(store, m)
     lat = []
     for i in range(min(n, 100)):

@@ -104,7 +104,7 @@ def test_train_resume_save_load(tiny, tmp_path):
         load_detector(folder, other)
 
 
-def test_detect_cli_swaps_classes_and_rejects_bad_input(tmp_path):
+def test_detect_cli_swaps_classes_and_rejects_bad_input(tmp_path, capsys):
     from PIL import Image
 
     from bindkit.checkpoint import save_model
@@ -127,10 +127,22 @@ def test_detect_cli_swaps_classes_and_rejects_bad_input(tmp_path):
     assert {d["label"] for d in answer["detections"]} <= {"a seven", "a two"}
     assert all(0 <= d["box"][0] <= d["box"][2] for d in answer["detections"])
     assert (tmp_path / "out" / "i.detect.png").is_file()
-    with pytest.raises(ValueError, match="class list is empty"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # the CLI turns the library's ValueError into one line on stderr
         main([*args, "--classes", " , ", "--out", str(tmp_path / "empty")])
+    assert "class list is empty" in capsys.readouterr().err
     other = save_model(ImageBind(get_config("imagebind_tiny").select(["vision", "text"])).eval(), tmp_path / "m2")
-    with pytest.raises(ValueError, match="fingerprint"):
+    with pytest.raises(SystemExit):
         main(["detect", "--model", str(other), "--detector", str(folder), "--image", str(tmp_path / "i.png"),
               "--out", str(tmp_path / "other")])  # fmt: skip
-    assert not (tmp_path / "empty").exists() and not (tmp_path / "other").exists()
+    assert "fingerprint" in capsys.readouterr().err
+    Image.new("RGB", (4, 4)).save(tmp_path / "small.png")
+    with pytest.raises(SystemExit):  # refused before the class texts are embedded
+        main(["detect", "--model", str(model_dir), "--detector", str(folder), "--image", str(tmp_path / "small.png"),
+              "--classes", "a seven", "--out", str(tmp_path / "small")])  # fmt: skip
+    assert "smaller than one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # every class checked before any is embedded
+        main([*args, "--classes", "a seven", "--class-file", f"x={tmp_path / 'missing.wav'}", "--out",
+              str(tmp_path / "missing")])  # fmt: skip
+    assert "missing.wav" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in ("empty", "other", "small", "missing"))

@@ -156,9 +156,10 @@ def test_embedding_of_another_model_is_refused(pipeline, model, tmp_path):
     torch.manual_seed(1)
     other = bindkit.ImageBind(bindkit.get_config("imagebind_tiny")).eval()
     emb = embed_query(other, "a dog")
+    gen, seen = _hooked(pipeline)
     with pytest.raises(ValueError, match="comes from model"):
-        generate(model, emb, pipeline, steps=2, out=tmp_path / "o")
-    assert not (tmp_path / "o").exists()
+        generate(model, emb, pipeline, steps=2, generator=gen, out=tmp_path / "o")
+    assert seen == [] and not (tmp_path / "o").exists()
 
 
 def test_bad_pipeline_folders_name_the_problem(pipeline, model, tmp_path):

@@ -2,6 +2,7 @@
 the session's quick demo run)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -145,7 +146,43 @@ def test_bad_inputs_fail_before_compute(tiny, tmp_path, monkeypatch):
     assert locate(tiny, [img], ok)[0].heatmap.shape == (64, 64)
 
 
-def test_locate_cli_writes_nothing_on_bad_input_and_both_files_otherwise(tiny, tmp_path):
+def test_one_query_type_checks_every_term_before_embedding_any(tiny, tmp_path, monkeypatch):
+    """locate, detect and generate share `embed_query`: weighted terms are arithmetic, and a bad term anywhere in the
+    list is refused before the first term is embedded."""
+    import importlib
+
+    from bindkit.apps.query import Embedding, embed_query, model_fingerprint
+
+    assert Embedding is QueryEmbedding  # one type under both names
+    a, b = embed_query(tiny, "a cat"), embed_query(tiny, "the sea")
+    assert a.model_key == model_fingerprint(tiny) and float(a.vector.norm()) == pytest.approx(1.0, abs=1e-6)
+    mix = embed_query(tiny, [("text", "a cat", 1.0), ("text", "the sea", -0.5)]).vector
+    want = a.vector - 0.5 * b.vector
+    torch.testing.assert_close(mix, want / want.norm())
+    from bindkit.data import tokenize
+
+    with torch.no_grad():
+        raw = tiny.encode({"text": tokenize(["a cat"], tiny.config.encoders["text"].input_shape[-1])})["text"][0].numpy()
+    torch.testing.assert_close(a.vector, torch.from_numpy(raw / np.linalg.norm(raw)).float(), atol=1e-6, rtol=0)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("embedded a term before checking them all")
+
+    search = importlib.import_module("bindkit.store.search")  # the module, not the function of the same name
+    monkeypatch.setattr(search, "embed_query", no_compute)
+    with pytest.raises(ValueError, match="width 64 does not match"):
+        embed_query(tiny, [("text", "a cat", 1.0), ("vector", np.ones(64, np.float32), 1.0)])
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        embed_query(tiny, [("text", "a cat", 1.0), ("audio", tmp_path / "missing.wav", 1.0)])
+    with pytest.raises(ValueError, match="made by model other-1"):
+        embed_query(tiny, [("text", "a cat", 1.0), ("embedding", QueryEmbedding(np.ones(128, np.float32), "other-1"))])
+    with pytest.raises(ValueError, match="unknown query kind"):
+        embed_query(tiny, [("text", "a cat", 1.0), ("smell", "x", 1.0)])
+    with pytest.raises(ValueError, match="non-empty"):
+        embed_query(tiny, [("vector", np.ones(128, np.float32), 1.0), ("text", "  ", 1.0)])
+
+
+def test_locate_cli_writes_nothing_on_bad_input_and_both_files_otherwise(tiny, tmp_path, capsys):
     from PIL import Image
 
     from bindkit.checkpoint import save_model
@@ -154,9 +191,10 @@ def test_locate_cli_writes_nothing_on_bad_input_and_both_files_otherwise(tiny, t
     model_dir = save_model(tiny, tmp_path / "model")
     Image.new("RGB", (6, 6)).save(tmp_path / "small.png")
     Image.fromarray(np.random.default_rng(5).integers(0, 255, (80, 64, 3), np.uint8)).save(tmp_path / "ok.png")
-    with pytest.raises(ValueError, match="smaller than one"):
+    with pytest.raises(SystemExit):  # the CLI turns the library's ValueError into one line on stderr
         main(["locate", "--model", str(model_dir), "--image", str(tmp_path / "small.png"), "--text", "a seven",
               "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert "smaller than one" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     main(["locate", "--model", str(model_dir), "--image", str(tmp_path / "ok.png"), "--text", "a seven",
           "--out", str(tmp_path / "out")])  # fmt: skip
@@ -165,16 +203,18 @@ def test_locate_cli_writes_nothing_on_bad_input_and_both_files_otherwise(tiny, t
     assert Image.open(tmp_path / "out" / "ok.locate.png").size[0] >= 64
 
 
-def test_quick_demo_scenes_point_clearly_above_chance(quick_demo):
+def test_quick_demo_scenes_point_clearly_above_chance(quick_demo, tmp_path):
     """The quick demo's model, held-out 3-digit scenes: text and (emergent) audio queries point at the queried digit
     well above chance (the digit's share of the canvas; measured 27% text, 18% audio vs 6% on 100 scenes)."""
     from bindkit.demo.apps_locate import LocateSettings, locate_stage
 
-    out = locate_stage(quick_demo.run_dir, LocateSettings(n_scenes=80))
+    run = tmp_path / "run"  # a copy: the shared quick run stays as the demo wrote it for the other tests
+    shutil.copytree(quick_demo.run_dir, run, ignore=shutil.ignore_patterns("train"))
+    out = locate_stage(run, LocateSettings(n_scenes=80))
     p = out["pointing"]
     assert out["chance"] < 10 and out["methods_text"][out["method"]] == p["text"]
     assert p["text"] > 2.5 * out["chance"] and p["audio"] > 1.8 * out["chance"], (p, out["chance"])
-    assert (quick_demo.run_dir / out["figure"]).is_file()
+    assert (run / out["figure"]).is_file()
 
 
 def test_crops_method_embeds_each_crop_whole(tiny):

@@ -37,3 +37,45 @@ def test_eval_on_a_labelled_folder(tmp_path):
     res = json.loads((tmp_path / "res.json").read_text())
     text = json.dumps(res)
     assert '"items": 6' in text and '"classes": 2' in text and '"n": 6' in text
+
+
+def test_eval_flags_come_from_eval_config_fields():
+    """Every EvalConfig field meant for the command line is one flag; parsed flags rebuild the config."""
+    import argparse
+    import dataclasses
+    from pathlib import Path
+
+    from bindkit.cli import COMMANDS, build_parser
+    from bindkit.evaluate import EvalConfig
+    from bindkit.flags import from_flags
+
+    sub = argparse.ArgumentParser()
+    next(add for name, _, add, _ in COMMANDS if name == "eval")(sub)
+    dests = {a.dest for a in sub._actions if a.dest != "help"}
+    ap = build_parser()
+    fields = {f.name for f in dataclasses.fields(EvalConfig) if f.metadata.get("cli", True)}
+    assert dests == fields
+    a = ap.parse_args(["eval", "--task", "csv-pair", "--root", "q.csv", "--root", "g.csv", "--model", "m",
+                       "--modality", "audio", "--modality", "depth", "--option", "csv-pair.split=test",
+                       "--shots", "1", "2", "--no-cache", "--dtype", "bf16", "--fusion-weights", "0.5", "0.5"])  # fmt: skip
+    cfg = from_flags(EvalConfig, a)
+    assert cfg.tasks == ["csv-pair"] and cfg.root == [Path("q.csv"), Path("g.csv")] and cfg.model == "m"
+    assert cfg.modality == ["audio", "depth"] and cfg.options == {"csv-pair": {"split": "test"}}
+    assert list(cfg.shots) == [1, 2] and cfg.cache is False and cfg.dtype == "bf16"
+    assert list(cfg.fusion_weights) == [0.5, 0.5] and cfg.out == Path("eval_results.json")
+    one = from_flags(EvalConfig, ap.parse_args(["eval", "--task", "folder", "--root", "d", "--model", "m"]))
+    assert one.root == Path("d") and one.modality is None and one.options == {} and one.cache is True
+
+
+def test_a_stopped_demo_exits_with_its_message(monkeypatch):
+    import pytest
+
+    from bindkit.demo import run as demo_run
+
+    def stopped(**kw):
+        assert kw["stop"] is not None  # the command hands the library its SIGTERM event
+        raise demo_run.DemoStopped("stopped during stage 'bind' at step 3/500")
+
+    monkeypatch.setattr(demo_run, "run_demo", stopped)
+    with pytest.raises(SystemExit, match="bindkit demo: stopped during stage 'bind'"):
+        main(["demo", "--quick", "--no-progress"])

@@ -49,8 +49,14 @@ def test_ego4d_layout_ms_times_and_gyro_first_columns():
     rows = np.column_stack([np.zeros_like(t), t * 1000 + 7, t * 1000, x[:, 3:], x[:, :3]])
     rows[5, 2] = np.nan  # an empty canonical time: the row is dropped
     rows[9, 4] = np.nan  # a missing value: interpolated over
-    y = load_imu([csv_bytes(header, rows[::-1])])  # rows out of order: sorted by time
+    y = load_imu([csv_bytes(header, rows)])
     np.testing.assert_allclose(y[0].numpy(), expected(), rtol=1e-6, atol=1e-5)
+    swapped, repeated = rows.copy(), rows.copy()
+    swapped[[20, 21]] = swapped[[21, 20]]  # one pair out of order
+    repeated[31, 2] = repeated[30, 2]  # one time stamp repeated
+    for bad, at in ((swapped, r"sample 2\d"), (repeated, r"sample 3\d")):
+        with pytest.raises(LoadError, match=f"time stamps must increase: {at}"):
+            load_imu([csv_bytes(header, bad)])
 
 
 def test_headerless_csv_and_arrays_with_sample_rate():

@@ -2,8 +2,10 @@
 whose report is re-derived independently from the files it wrote (saved model reloaded, test split read back
 through the loaders, zero-shot recomputed with numpy)."""
 
+import dataclasses
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -13,9 +15,9 @@ import torch.nn.functional as F
 import bindkit
 from bindkit.data import load, tokenize
 from bindkit.demo import run_demo
-from bindkit.demo.run import default_run_root, latest_run, new_run_dir, point_latest, targets
+from bindkit.demo.run import DemoStopped, default_run_root, latest_run, new_run_dir, point_latest, targets
 from bindkit.demo.scores import arithmetic_query, retrieval_matrix, trained_together
-from bindkit.demo.settings import BOUND
+from bindkit.demo.settings import BOUND, PRESETS, Phase
 from bindkit.demo.training import mean_free_, plane_blind_
 
 
@@ -119,6 +121,21 @@ def test_targets_name_every_miss():
     assert "image->depth" not in t["R@1 >= 80% (never trained together)"]["detail"]
 
 
+# ------------------------------------------------------------------------------------------ a stopped run
+def test_a_stopped_stage_stops_the_demo_with_its_name(tmp_path):
+    """With its stop event set (what `bindkit demo` does on SIGTERM), the anchor stage trains one step, checkpoints
+    and the demo raises DemoStopped naming the stage; no later stage runs and no `latest` pointer is written."""
+    tiny = dataclasses.replace(PRESETS["tiny"], n_anchor=48, n_train=24, n_test=20, n_probe_pool=10,
+                               anchor=Phase(steps=5, batch_size=8, lr=1e-3, warmup_steps=1))  # fmt: skip
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(DemoStopped, match=r"stage 'anchor' at step 1/5"):
+        run_demo(run_root=tmp_path, settings=tiny, progress=False, stop=stop)
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (run / "train" / "anchor" / "checkpoints" / "step_00000001").is_dir()
+    assert not (run / "train" / "bind").exists() and not (tmp_path / "latest").exists()
+
+
 # ------------------------------------------------------------------------------------------ a --quick run
 def test_quick_run_writes_its_run_directory(quick_demo):
     run = quick_demo.run_dir
@@ -128,8 +145,8 @@ def test_quick_run_writes_its_run_directory(quick_demo):
         assert (run / name).is_file(), name  # fmt: skip
     assert sorted(p.name for p in (run / "plots").glob("*.png")) == ["retrieval.png", "training.png", "zero_shot.png"]
     assert not (run / "train" / "cache").exists()  # only what a later command needs is kept
-    # The issue asks for <= 2 minutes on 2 quiet cores; the CI box may be shared, hence the slack.
-    assert quick_demo.seconds < 300, quick_demo.report["timings_s"]
+    # Its wall time is measured by benchmarks/bench_demo.py, not asserted here.
+    assert set(quick_demo.report["timings_s"]) >= {"world", "anchor", "bind", "text-paired", "evaluate", "total"}
 
 
 def test_quick_run_is_clearly_above_chance(quick_demo):

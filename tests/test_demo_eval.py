@@ -13,7 +13,7 @@ import pytest
 from bindkit.cli import main
 from bindkit.demo.files import SCORED
 from bindkit.demo.settings import BOUND
-from bindkit.evaluate import run_eval
+from bindkit.evaluate import EvalConfig, run_eval
 
 PAIRS = [("audio", "depth"), ("imu", "audio"), ("video", "thermal"), ("depth", "imu")]
 
@@ -34,19 +34,19 @@ def _csv(run, m):
 def test_zero_shot_rows(demo, m):
     run, report, common, slack = demo
     want = report["zero_shot"][m]
-    got = run_eval(["csv"], _csv(run, m), run / "model", modality=m, **common)["tasks"]["csv"]["metrics"]
+    got = run_eval(EvalConfig(["csv"], _csv(run, m), run / "model", modality=m, **common))["tasks"]["csv"]["metrics"]
     assert got["n"] == report["settings"]["n_test"]
     assert got["top1"] == pytest.approx(want["emergent"]["top1"], abs=slack)
     assert got["top5"] == pytest.approx(want["emergent"]["top5"], abs=slack)
     if m in BOUND:
-        tp = run_eval(["csv"], _csv(run, m), run / "text_paired" / "model", modality=m, **common)
+        tp = run_eval(EvalConfig(["csv"], _csv(run, m), run / "text_paired" / "model", modality=m, **common))
         assert tp["tasks"]["csv"]["metrics"]["top1"] == pytest.approx(want["text_paired"]["top1"], abs=slack)
 
 
 @pytest.mark.parametrize("q,g", PAIRS)
 def test_retrieval_between_modalities_never_trained_together(demo, q, g):
     run, report, common, slack = demo
-    got = run_eval(["csv-pair"], [_csv(run, q), _csv(run, g)], run / "model", modality=[q, g], **common)
+    got = run_eval(EvalConfig(["csv-pair"], [_csv(run, q), _csv(run, g)], run / "model", modality=[q, g], **common))
     got = got["tasks"]["csv-pair"]["metrics"]
     want = report["retrieval"][f"{q}->{g}"]
     assert not want["trained_together"]

@@ -106,7 +106,7 @@ def world(tmp_path_factory):
 def test_folder_zero_shot_matches_direct_computation_and_reruns_from_cache(world, tmp_path, capsys):
     root, model = world
     kw = dict(cache_dir=tmp_path / "cache", progress=False, out=tmp_path / "r.json")
-    rep = E.run_eval(["folder"], root / "colors", root / "model", **kw)
+    rep = E.run_eval(E.EvalConfig(["folder"], root / "colors", root / "model", **kw))
     m = rep["tasks"]["folder"]["metrics"]
     # direct: the test split, loaders, encode, CLIP class embeddings, zero-shot
     files = sorted((root / "colors/test").glob("*/*.png"))
@@ -128,9 +128,9 @@ def test_folder_zero_shot_matches_direct_computation_and_reruns_from_cache(world
     assert (
         "folder" in out and "top1" in out and json.loads((tmp_path / "r.json").read_text())["tasks"]["folder"]
     )
-    again = E.run_eval(
+    again = E.run_eval(E.EvalConfig(
         ["folder", "folder-fewshot"], root / "colors", root / "model", **kw, shots=(1, 2), seeds=(0, 1)
-    )
+    ))
     assert again["tasks"]["folder"]["cache"]["misses"] == 0
     assert again["tasks"]["folder"]["metrics"]["top1"] == m["top1"]
     fs = again["tasks"]["folder-fewshot"]
@@ -145,9 +145,9 @@ def test_paper_tasks_table2_layout(world, tmp_path, capsys):
         "nyud": root / "nyud",
         "ego4d": root / "ego4d",
     }
-    rep = E.run_eval(
+    rep = E.run_eval(E.EvalConfig(
         list(roots), roots, root / "model", cache_dir=tmp_path / "c", progress=False, templates=["a {}."]
-    )
+    ))
     t = rep["tasks"]
     assert set(t["esc50"]["metrics"]["folds"]) == {1, 2} and t["esc50"]["metrics"]["n"] == 4
     assert t["llvip"]["metrics"]["n"] == 2 and t["nyud"]["metrics"]["n"] == 3
@@ -168,9 +168,9 @@ def test_bad_audio_named_or_skipped(world, tmp_path):
     _esc(esc)
     (esc / "audio/2-1-A-1.wav").write_bytes(b"not audio at all")
     with pytest.raises(data.LoadError, match="2-1-A-1.wav"):
-        E.run_eval(["esc50"], esc, root / "model", cache_dir=tmp_path / "c", progress=False, verbose=False)
-    rep = E.run_eval(["esc50"], esc, root / "model", cache_dir=tmp_path / "c", progress=False, verbose=False,
-                     on_error="skip")  # fmt: skip
+        E.run_eval(E.EvalConfig(["esc50"], esc, root / "model", cache_dir=tmp_path / "c", progress=False, verbose=False))
+    rep = E.run_eval(E.EvalConfig(["esc50"], esc, root / "model", cache_dir=tmp_path / "c", progress=False, verbose=False,
+                     on_error="skip"))  # fmt: skip
     r = rep["tasks"]["esc50"]
     assert r["metrics"]["n"] == 3 and r["dataset"]["missing"] == 1
     assert "2-1-A-1.wav" in r["dataset"]["missing_examples"][0][0]
@@ -192,11 +192,11 @@ def test_depth_and_thermal_items_reach_the_loaders_with_their_geometry(world):
 def test_unknown_task_and_missing_official_checkpoint(world, tmp_path, monkeypatch):
     root, _ = world
     with pytest.raises(KeyError, match="unknown eval task 'esc'"):
-        E.run_eval(["esc"], root, root / "model")
+        E.run_eval(E.EvalConfig(["esc"], root, root / "model"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("bindkit.evaluate.runner.OFFICIAL_LOCATIONS", (tmp_path / "none.pth",))
     with pytest.raises(FileNotFoundError, match="imagebind_huge.pth not found"):
-        E.run_eval(["folder"], root / "colors", "imagebind_huge", cache_dir=tmp_path / "c", verbose=False)
+        E.run_eval(E.EvalConfig(["folder"], root / "colors", "imagebind_huge", cache_dir=tmp_path / "c", verbose=False))
 
 
 def _mp4(path: Path, shade: int, freq: float, seconds: int = 3, fps: int = 10):
@@ -235,8 +235,8 @@ def test_msrvtt_fusion_and_clotho_retrieval(world, tmp_path):
         _mp4(ms / f"MSRVTT/videos/all/video{7010 + i}.mp4", shade, f)
         rows.append(f"ret{i},msr{7010 + i},video{7010 + i},{cap}")
     (ms / "MSRVTT_JSFUSION_test.csv").write_text("\n".join(rows))
-    rep = E.run_eval(["msrvtt-av", "msrvtt", "msrvtt-audio"], ms, root / "model", cache_dir=tmp_path / "c",
-                     progress=False, verbose=False)  # fmt: skip
+    rep = E.run_eval(E.EvalConfig(["msrvtt-av", "msrvtt", "msrvtt-audio"], ms, root / "model", cache_dir=tmp_path / "c",
+                     progress=False, verbose=False))  # fmt: skip
     t = rep["tasks"]
     assert (
         t["msrvtt"]["cache"]["misses"] == 0 and t["msrvtt-audio"]["cache"]["misses"] == 0
@@ -257,9 +257,9 @@ def test_msrvtt_fusion_and_clotho_retrieval(world, tmp_path):
         _wav(clotho / "evaluation" / name, f)
         lines.append(f'"{name}",' + ",".join(f'"{name[:-4]} caption {j}"' for j in range(5)))
     (clotho / "clotho_captions_evaluation.csv").write_text("\n".join(lines))
-    rc = E.run_eval(
+    rc = E.run_eval(E.EvalConfig(
         ["clotho"], clotho, root / "model", cache_dir=tmp_path / "c", progress=False, verbose=False
-    )
+    ))
     m = rc["tasks"]["clotho"]["metrics"]
     assert m["text_to_item"]["n_queries"] == 10 and m["item_to_text"]["n_queries"] == 2
     assert m["item_to_text"]["R@5"] == 100.0  # five captions each among ten: any hit in the top 5 counts
@@ -275,3 +275,13 @@ def test_task_roots(tmp_path):
     assert task_roots(["folder-pair"], ["q", "g"]) == {"folder-pair": [Path("q"), Path("g")]}
     with pytest.raises(ValueError, match="no root given for tasks"):
         task_roots(["a", "b"], {"a": "x"})
+
+
+def test_a_module_without_encode_is_refused_by_name():
+    from bindkit.evaluate.cache import EmbeddingCache
+    from bindkit.evaluate.config import EvalConfig
+    from bindkit.evaluate.runner import resolve_model
+
+    cfg = EvalConfig(tasks=["folder"], root=["."], model=torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="Linear has no encode"):
+        resolve_model(cfg, ["text"], EmbeddingCache())

@@ -87,3 +87,20 @@ def test_file_url(tmp_path):
 def test_cache_dir_is_not_the_working_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "bindkit"
+
+
+def test_load_pretrained_is_exported_and_loads_the_cached_file(tmp_path):
+    """`bindkit.load_pretrained` reads `<cache_dir>/checkpoints/imagebind_huge.pth` (already there: no download)."""
+    import torch
+
+    import bindkit
+
+    torch.manual_seed(0)
+    ref = bindkit.ImageBind(bindkit.get_config("imagebind_huge").select(["imu"]))  # the smallest huge encoder
+    (tmp_path / "checkpoints").mkdir()
+    bindkit.save_official_checkpoint(ref, tmp_path / "checkpoints" / "imagebind_huge.pth")
+    got = bindkit.load_pretrained(modalities=["imu"], cache_dir=tmp_path, dtype=torch.bfloat16, progress=False)
+    assert isinstance(got, bindkit.ImageBind) and not got.training
+    want, have = ref.state_dict(), got.state_dict()
+    assert set(have) == set(want)
+    assert all(have[k].dtype == torch.bfloat16 and torch.equal(have[k], want[k].to(torch.bfloat16)) for k in want)

@@ -132,50 +132,87 @@ def test_save_load_keeps_preprocess_constants(tiny, tmp_path):
         bindkit.load_model(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_packed_weights_give_the_same_outputs_and_go_stale_on_change(tiny, dtype):
-    from bindkit.layers import linear_weights, unpack_linear_weights
-
-    x = _inputs(tiny.config, b=3)
+def _copy(tiny, dtype=torch.float32):
     model = ImageBind(tiny.config).eval()
     model.load_state_dict(tiny.state_dict())
-    model.to(dtype)
+    return model.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_fast_path_swaps_modules_keeps_state_and_goes_stale_on_change(tiny, dtype):
+    from bindkit.runtime.cpu import CPUMLP, CPUAttention, CPULinear, has_fused_linear, unpack_for_cpu
+
+    if not has_fused_linear():
+        pytest.skip("this torch build has no oneDNN fused linear")
+    x = _inputs(tiny.config, b=3)
+    model = _copy(tiny, dtype)
+    keys = list(model.state_dict())
     with torch.no_grad():
         ref = model(x)
         assert model.pack_for_cpu(rows=64) is model
-        n = sum(hasattr(w, "_bindkit_packed") for w in linear_weights(model))
-        assert n == len(linear_weights(model)) > 0 or not torch.backends.mkldnn.is_available()
-        got = model(x)  # row counts other than the hint stay exact
+        kinds = {type(m) for m in model.modules()}
+        assert {CPUAttention, CPUMLP, CPULinear} <= kinds and torch.nn.Linear not in kinds
+        assert list(model.state_dict()) == keys  # packed copies are non-persistent buffers: checkpoints unchanged
+        got = model(x)  # row counts other than the hint
         for m in ref:
-            assert torch.equal(got[m], ref[m]), m
-        w = linear_weights(model.encoders["vision"])[0]
+            cos = torch.nn.functional.cosine_similarity(got[m].float(), ref[m].float()).min().item()
+            assert cos > (0.999999 if dtype == torch.float32 else 0.9999), (m, cos)
+        w = model.encoders["vision"].trunk.blocks[0].mlp.fc1.weight
         w.mul_(-1.5)  # an in-place change (as an optimizer step): the stale pack must not be used
         changed = model({"vision": x["vision"]})["vision"]
-        unpack_linear_weights(model)
+        assert unpack_for_cpu(model) > 0 and not any(isinstance(m, CPULinear) for m in model.modules())
         expected = model({"vision": x["vision"]})["vision"]
-    assert torch.equal(changed, expected) and not torch.allclose(changed, ref["vision"])
-    assert "_bindkit_packed" not in str(model.state_dict().keys())  # packs never reach checkpoints
+    cos = torch.nn.functional.cosine_similarity(changed.float(), expected.float()).min().item()
+    assert cos > 0.9999 and not torch.allclose(changed.float(), ref["vision"].float(), atol=1e-2)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_autocast_really_runs_bf16_on_an_fp32_model(tiny, packed):
+    """Under CPU bf16 autocast every linear of an fp32 model (plain or packed) must produce bf16."""
+    model = _copy(tiny).pack_for_cpu(rows=64) if packed else _copy(tiny)
+    seen: list[torch.dtype] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype)) for m in model.modules()
+             if isinstance(m, torch.nn.Linear) or type(m).__name__ == "CPULinear"]  # fmt: skip
+    x = _inputs(tiny.config, b=2)
+    with torch.no_grad():
+        ref = model(x)
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = model(x)
+    for h in hooks:
+        h.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    for m in ref:
+        cos = torch.nn.functional.cosine_similarity(got[m].float(), ref[m]).min().item()
+        assert 0.99 < cos and not torch.equal(got[m].float(), ref[m]), (m, cos)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_fused_inference_path_matches_the_autograd_path(tiny, dtype):
-    """Inference fuses bias and GELU into oneDNN calls; grad mode runs plain F.linear and F.gelu."""
-    from bindkit.layers import linear
+def test_fast_inference_path_matches_the_plain_autograd_path(tiny, dtype, monkeypatch):
+    """Each attention kernel against float64, then the packed no-grad path against the plain modules with grads on."""
+    from bindkit.runtime import cpu
+    from bindkit.runtime.cpu import KERNELS, attention
+
+    monkeypatch.setattr(cpu, "CHUNK_SCORES", 3 * 9 * 9)  # one item per chunk: the chunk loop runs
 
     g = torch.Generator().manual_seed(2)
-    x, w, b = (torch.randn(*s, generator=g, dtype=dtype) for s in [(3, 7, 32), (48, 32), (48,)])
-    with torch.no_grad():
-        fused = linear(x, w, b, gelu=True)
-    plain = torch.nn.functional.gelu(x.double() @ w.double().T + b.double())
-    tol = 1e-5 if dtype == torch.float32 else 0.05
-    assert torch.allclose(fused.double(), plain, atol=tol, rtol=tol)
-    model = ImageBind(tiny.config).eval().to(dtype)
-    model.load_state_dict(tiny.state_dict())
+    q, k, v = (torch.randn(2, 3, 9, 16, generator=g) for _ in range(3))
+    for causal in (False, True):
+        scores = (q.double() @ k.double().transpose(-1, -2)) / 4.0
+        if causal:
+            scores = scores.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), float("-inf"))
+        want = scores.softmax(-1) @ v.double()  # float64 hand computation
+        with torch.no_grad():
+            for fn in [attention, *KERNELS.values()]:
+                got = fn(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal)
+                assert torch.allclose(got.double(), want, atol=1e-5 if dtype == torch.float32 else 0.03), fn
+    plain, fast = _copy(tiny, dtype), _copy(tiny, dtype).pack_for_cpu(rows=64)
     inputs = _inputs(tiny.config, b=2)
-    with torch.no_grad():
-        fast = model.encode(inputs)
     with torch.enable_grad():
-        slow = model.encode(inputs)
-    for m in fast:
-        cos = torch.nn.functional.cosine_similarity(fast[m].float(), slow[m].detach().float()).min().item()
-        assert cos > (0.999999 if dtype == torch.float32 else 0.999), (m, cos)
+        slow = plain(inputs)
+    assert all(y.requires_grad for y in slow.values())  # really the autograd path
+    quick = fast.encode(inputs)
+    for m in quick:
+        ref = torch.nn.functional.normalize(slow[m].detach().float(), dim=-1)
+        cos = torch.nn.functional.cosine_similarity(quick[m], ref).min().item()
+        assert cos > (0.999999 if dtype == torch.float32 else 0.9999), (m, cos)

@@ -105,16 +105,20 @@ def test_partial_load_matches_full(fixture):
         assert torch.equal(part({"audio": x})["audio"], model({"audio": x})["audio"])
 
 
-def test_packed_cpu_weights_keep_parity(fixture):
-    model, meta, t, _ = fixture
-    from bindkit.layers import unpack_linear_weights
+@pytest.mark.parametrize("path", ["plain_training", "cpu_fast"])
+def test_outputs_match_on_the_training_path_and_the_fast_path(fixture, path):
+    """The plain modules with gradients on (what training runs), and the opt-in packed CPU path without them."""
+    from bindkit.runtime.cpu import unpack_for_cpu
 
-    model.pack_for_cpu(rows=256)
+    model, meta, t, _ = fixture
+    if path == "cpu_fast":
+        model.pack_for_cpu(rows=256)
     try:
         for case in CASES:
             mc = meta["cases"][case]
-            with torch.no_grad():
+            with torch.set_grad_enabled(path == "plain_training"):
                 out = model({mc["modality"]: t[f"{case}.input"]})[mc["modality"]]
-            _close(f"{case}.output", out, t[f"{case}.output"], mc)
+            assert out.requires_grad == (path == "plain_training")
+            _close(f"{case}.output", out.detach(), t[f"{case}.output"], mc)
     finally:
-        unpack_linear_weights(model)
+        unpack_for_cpu(model)

@@ -162,7 +162,7 @@ def test_token_and_binding(env):
     with pytest.raises(ValueError, match="pass a token"):
         check_binding("0.0.0.0", None)
     with pytest.raises(ValueError, match="pass a token"):  # refused before anything is loaded or bound
-        serve(host="0.0.0.0", model_dir="/nonexistent", store_dir="/nonexistent")
+        serve(host="0.0.0.0", model="/nonexistent", store_dir="/nonexistent")
 
 
 def test_demo_run_is_found_and_its_test_split_embedded(env, tmp_path, capsys):

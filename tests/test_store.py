@@ -257,7 +257,7 @@ def test_torchrun_two_ranks_fill_one_table(world, tmp_path):
     for sub in ("images", "imu", "text"):  # a subset keeps the two processes' work small
         shutil.copytree(world["root"] / "media" / sub, media / sub)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           "-m", "bindkit.store", "embed", str(media), "--store", str(db), "--model", str(world["model_dir"]),
+           "-m", "bindkit", "embed", str(media), "--store", str(db), "--model", str(world["model_dir"]),
            "--batch-size", "2", "--no-progress"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)

@@ -92,12 +92,26 @@ def test_hits_across_runs_and_invalidation_by_file_and_by_anchor(tmp_path, monke
 
 
 @pytest.mark.parametrize("augment", [False, True])
-def test_training_through_the_cache_equals_training_without_it(tmp_path, augment):
+def test_training_through_the_cache_equals_training_without_it(tmp_path, augment, monkeypatch):
     pair = {"augment": augment, "views": 3}
+    reads: list[np.ndarray] = []
+    gather = AnchorCache.gather
+
+    def spy(self, rows):
+        reads.append(np.array(rows))
+        return gather(self, rows)
+
+    monkeypatch.setattr(AnchorCache, "gather", spy)
     a = train(config(tmp_path, "cached", data=world(48), pair=pair, steps=4), model=small_model())
+    # Written: one cache folder for the frozen image encoder, holding every item's every view.
+    (folder,) = (tmp_path / "cache").glob("vision-*")
+    assert len(AnchorCache(folder)) == 48 * (3 if augment else 1)
+    # Read: each of the 4 steps took its 16 anchor embeddings from the cache, as distinct rows.
+    assert [len(r) for r in reads] == [16] * 4 and all(len(set(r.tolist())) == 16 for r in reads)
+    reads.clear()
     b = train(
         config(tmp_path, "direct", data=world(48), pair=pair, steps=4, cache=False), model=small_model()
     )
+    assert not reads  # without the cache the anchor is encoded every step
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.allclose(sa[k], sb[k], atol=2e-5) for k in sa)
-    assert not (tmp_path / "cache").exists() or any((tmp_path / "cache").iterdir())

@@ -1,16 +1,14 @@
 """A killed-and-resumed run ends bit-identical to an uninterrupted one (data order, optimizer, schedule, RNG)."""
 
 import json
-import os
 import signal
-import threading
-import time
 
 import pytest
 import torch
 
 from _train_utils import config, small_model, world
-from bindkit.train import train
+from bindkit.process import stop_on
+from bindkit.train import Trainer, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -50,24 +48,35 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
 
 
 def test_sigterm_checkpoints_and_resumes_bit_identical(tmp_path):
+    """SIGTERM reaches the handler `bindkit train` installs (`stop_on`), raised in the main thread right after the
+    second optimizer step (no timing thread, no race): the run finishes that step, checkpoints at step 2 and
+    returns; resuming ends bit-identical to an uninterrupted run."""
     full = _run(tmp_path, "full")
-    metrics = tmp_path / "killed" / "metrics.jsonl"
+    cfg = config(tmp_path, "killed", data=world(48), pair=PAIR, steps=10, warmup_steps=2, checkpoint_every=4)
+    trainer = Trainer(cfg, model=small_model(seed=1))
+    steps: list[int] = []
 
-    def kill_after_two_steps():
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
-                os.kill(
-                    os.getpid(), signal.SIGTERM
-                )  # the handler is installed: the run stops after this step
-                return
-            time.sleep(0.005)
+    def after_step(*_):
+        steps.append(len(steps) + 1)
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGTERM)
 
-    killer = threading.Thread(target=kill_after_two_steps)
-    killer.start()
-    killed = _run(tmp_path, "killed")
-    killer.join()
-    assert killed.stopped and 2 <= killed.step < 10
-    assert (tmp_path / "killed" / "checkpoints" / f"step_{killed.step:08d}").is_dir()
+    trainer.optimizer.register_step_post_hook(after_step)
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on(signal.SIGTERM) as stop:
+        killed = trainer.run(stop)
+    assert signal.getsignal(signal.SIGTERM) is before  # the entry point's handler is gone again
+    assert stop.is_set() and killed.stopped and killed.step == 2 and steps == [1, 2]
+    assert (tmp_path / "killed" / "checkpoints" / "step_00000002").is_dir()
     done = _run(tmp_path, "killed", resume=True)
     assert done.step == 10 and _same(full, done)
+
+
+def test_training_installs_no_signal_handler(tmp_path):
+    """Library training leaves process state alone: no SIGTERM handler of its own while it runs."""
+    trainer = Trainer(config(tmp_path, "plain", data=world(16), steps=2), model=small_model())
+    seen = []
+    trainer.optimizer.register_step_post_hook(lambda *_: seen.append(signal.getsignal(signal.SIGTERM)))
+    before = signal.getsignal(signal.SIGTERM)
+    trainer.run()
+    assert seen == [before, before]

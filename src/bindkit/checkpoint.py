@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from bindkit.config import ImageBindConfig, canonical
 from bindkit.model import ImageBind
+
+if TYPE_CHECKING:
+    from bindkit.runtime.backends import RuntimeModel
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 _STEM = {
@@ -184,14 +188,38 @@ def save_model(model: ImageBind, folder: str | Path) -> Path:
     return folder
 
 
+@overload
+def load_model(folder: str | Path, modalities: list[str] | None = None, device: str | torch.device = "cpu",
+               dtype: torch.dtype | None = None, backend: Literal["torch"] = "torch",
+               precision: str | None = None) -> ImageBind: ...  # fmt: skip
+@overload
+def load_model(folder: str | Path, modalities: list[str] | None = None, device: str | torch.device = "cpu",
+               dtype: torch.dtype | None = None, *, backend: str, precision: str | None = None,
+               ) -> ImageBind | RuntimeModel: ...  # fmt: skip
+
+
 def load_model(
     folder: str | Path,
     modalities: list[str] | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
-) -> ImageBind:
-    """Load a folder written by `save_model` (optionally only some modalities) in eval mode."""
+    backend: str = "torch",
+    precision: str | None = None,
+) -> ImageBind | RuntimeModel:
+    """Load a folder written by `save_model` (optionally only some modalities) in eval mode.
+
+    `backend="openvino"` or `"onnxruntime"` returns the exported encoders behind the same `encode`, `forward` and
+    `scale` (`bindkit.runtime.backends`): a `bindkit export` folder, or this model folder compiled once into the
+    user cache. `precision` (fp32, bf16, int8) picks the exported precision; default: from `dtype`, else fp32.
+    """
     folder = Path(folder)
+    if backend != "torch":
+        from bindkit.runtime.backends import load_runtime_model
+
+        precision = precision or ("bf16" if dtype == torch.bfloat16 else "fp32")
+        return load_runtime_model(folder, backend, modalities, precision=precision)
+    if (folder / "manifest.json").is_file():
+        raise ValueError(f"{folder} is an exported model; load it with backend='openvino' or 'onnxruntime'")
     if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
         raise FileNotFoundError(f"{folder} is not a bindkit model folder (needs {WEIGHTS} and {CONFIG})")
     raw = json.loads((folder / CONFIG).read_text())

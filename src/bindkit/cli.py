@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from bindkit.flags import add_flags, from_flags
 
 
 def _example(a: argparse.Namespace) -> None:
@@ -41,44 +44,34 @@ def _configs(a: argparse.Namespace) -> None:
 
 
 def _train(a: argparse.Namespace) -> None:
+    from bindkit.process import backend_for, distributed, stop_on
     from bindkit.train import load_config, train
 
     cfg = load_config(a.config, resume=a.resume or None, run_dir=a.run_dir, steps=a.steps, device=a.device,
                       precision=a.precision, stop_after=a.stop_after, cache_dir=a.cache_dir,
                       progress=False if a.no_progress else None)  # fmt: skip
-    result = train(cfg)
+    with distributed(backend_for(cfg.device)), stop_on(signal.SIGTERM) as stop:  # SIGTERM: checkpoint and stop
+        result = train(cfg, stop=stop)
     print(f"run {result.run_dir}: step {result.step}/{result.total_steps}, model {result.model_dir}")
 
 
 def _eval(a: argparse.Namespace) -> None:
-    from bindkit.evaluate import run_eval
+    from bindkit.evaluate import EvalConfig, run_eval
 
-    options: dict[str, dict[str, str]] = {}
-    for opt in a.option:
-        task_key, _, value = opt.partition("=")
-        task, _, key = task_key.partition(".")
-        options.setdefault(task, {})[key] = value
-    root = a.root[0] if len(a.root) == 1 else a.root
-    modality = a.modality[0] if len(a.modality) == 1 else a.modality or None  # two only for a pair task
-    dtype = {"bf16": "bfloat16", "fp32": "float32"}.get(a.dtype, a.dtype)
-    run_eval(a.task, root, a.model, out=a.out, cache_dir=a.cache_dir, use_cache=not a.no_cache, device=a.device,
-             dtype=getattr(__import__("torch"), dtype) if dtype else None, batch_size=a.batch_size,
-             templates=a.templates, class_names=a.class_names, modality=modality, shots=a.shots,
-             seeds=a.seeds, checkpoint=a.checkpoint, on_error=a.on_error, limit=a.limit,
-             compare_paper=a.compare_paper or None, options=options or None)  # fmt: skip
+    run_eval(from_flags(EvalConfig, a))
 
 
 def _embed(a: argparse.Namespace) -> None:
-    import torch.distributed as dist
-
+    from bindkit.process import distributed
     from bindkit.store import embed_paths
 
-    report = embed_paths(a.paths, a.store, a.model, modality=a.modality, batch_size=a.batch_size, device=a.device,
-                         progress=not a.no_progress, follow_links=a.follow_links)  # fmt: skip
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+    with distributed("gloo") as ranks:  # under torchrun: rank 0 plans, every rank embeds its share
+        report = embed_paths(a.paths, a.store, a.model, modality=a.modality, batch_size=a.batch_size,
+                             device=a.device or ranks.device(), progress=not a.no_progress,
+                             follow_links=a.follow_links, rank=ranks.rank, world=ranks.world,
+                             backend=a.backend)  # fmt: skip
+    if ranks.rank == 0:
         print(report.summary())
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def _search(a: argparse.Namespace) -> None:
@@ -94,15 +87,21 @@ def _search(a: argparse.Namespace) -> None:
     if not queries:
         raise ValueError("give at least one --text or --file query")
     kinds = a.modalities.split(",") if a.modalities else None
-    for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where):
+    for h in search(a.store, a.model, queries, modalities=kinds, k=a.k, where=a.where, backend=a.backend):
         print(f"{h.score:.4f}  {h.modality:8s} {h.path}")
 
 
 def _serve(a: argparse.Namespace) -> None:
     from bindkit.serve import serve
 
-    serve(host=a.host, port=a.port, model_dir=a.model, store_dir=a.store, token=a.token, data=a.data or None,
-          demo_run=a.demo_run, allowed_hosts=a.allow_host or None)  # fmt: skip
+    serve(host=a.host, port=a.port, model=a.model, store_dir=a.store, token=a.token, data=a.data or None,
+          demo_run=a.demo_run, allowed_hosts=a.allow_host or None, backend=a.backend)  # fmt: skip
+
+
+def _export(a: argparse.Namespace) -> None:
+    from bindkit.runtime.export import export_path
+
+    print(export_path(a.model, a.out, a.format, a.modalities, a.precision, a.calibration, a.calibration_items))
 
 
 def _generate(a: argparse.Namespace) -> None:
@@ -123,13 +122,18 @@ def _generate(a: argparse.Namespace) -> None:
 
 
 def _demo(a: argparse.Namespace) -> None:
-    from bindkit.demo.run import apps_only, run_demo
+    from bindkit.demo.run import DemoStopped, apps_only, run_demo
+    from bindkit.process import stop_on
 
     if a.on_run:
         result = apps_only(a.on_run)
     else:
-        result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
-                          apps=True if a.apps else None)  # fmt: skip
+        try:
+            with stop_on(signal.SIGTERM) as stop:  # SIGTERM: the training stage checkpoints, the demo stops cleanly
+                result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
+                                  apps=True if a.apps else None, stop=stop)  # fmt: skip
+        except DemoStopped as e:
+            raise SystemExit(f"bindkit demo: {e}") from None
     print(result.report_md.read_text())
     print(f"run directory: {result.run_dir} ({result.seconds:.0f} s)")
 
@@ -141,7 +145,7 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-root", type=Path, help="where runs go (default ~/.cache/bindkit/runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--apps", action="store_true", help="run the applications stage (on by default in the full preset)")
+    p.add_argument("--apps", action="store_true", help="also run the applications stage (locate, detect, generate)")
     p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
                    help="only run the applications stage on an existing run directory, and update its report")
 
@@ -181,36 +185,16 @@ def _args_train(p: argparse.ArgumentParser) -> None:
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", action="append", required=True, help="esc50, clotho, audiocaps, nyud, sund, llvip, "
-                   "ego4d, msrvtt, audioset, vggsound, folder, ... (repeat for a Table 2 layout)")  # fmt: skip
-    p.add_argument(
-        "--root", action="append", required=True, type=Path, help="dataset folder (repeat per task)"
-    )
-    p.add_argument(
-        "--model", required=True, help="imagebind_huge, a bindkit model folder, or an official .pth"
-    )
-    p.add_argument("--out", type=Path, default=Path("eval_results.json"))
-    p.add_argument("--cache-dir", type=Path)
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=["fp32", "bf16"])
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--templates", help="a file of prompt templates with {} (default: the 80 CLIP templates)")
-    p.add_argument("--class-names", help="a file of class names (one per line)")
-    p.add_argument("--modality", action="append", default=[])
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 2, 4, 8])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--checkpoint", type=Path, help="official .pth for --model imagebind_huge")
-    p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items per task")
-    p.add_argument("--compare-paper", action="store_true", help="print the paper's numbers beside ours")
-    p.add_argument("--option", action="append", default=[], help="TASK.KEY=VALUE passed to a task's reader")
+    from bindkit.evaluate.config import EvalConfig
+
+    add_flags(p, EvalConfig)
 
 
 def _args_embed(p: argparse.ArgumentParser) -> None:
+    _backend(p)
     p.add_argument("paths", nargs="+", help="files, folders or manifests (.jsonl/.csv)")
     p.add_argument("--store", required=True)
-    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/)")
+    p.add_argument("--model", required=True, help="a bindkit model folder (e.g. a demo run's model/) or an official .pth")
     p.add_argument("--modality", help="force the modality where a file is ambiguous (e.g. thermal)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device")
@@ -220,6 +204,7 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:
+    _backend(p)
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])
@@ -233,6 +218,7 @@ def _args_search(p: argparse.ArgumentParser) -> None:
 
 
 def _args_serve(p: argparse.ArgumentParser) -> None:
+    _backend(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires --token")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", type=Path)
@@ -242,6 +228,23 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
                    "loopback names without --token, any name with it (docs/search.md)")  # fmt: skip
     p.add_argument("--data", nargs="*", help="files or folders to embed into the store on start")
     p.add_argument("--demo-run", type=Path, help="a demo run directory (default: the latest)")
+
+
+def _backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["torch", "openvino", "onnxruntime"], default="torch",
+                   help="run the model on PyTorch, or compiled once (cached) on OpenVINO / ONNX Runtime")  # fmt: skip
+
+
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="a bindkit model folder, or an official .pth (imagebind_huge)")
+    p.add_argument("out", type=Path, help="the export folder (one file per encoder and manifest.json)")
+    p.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
+    p.add_argument("--modalities", nargs="+", help="encoders to export (default: all)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="onnx: fp32 only; openvino: bf16 compute, or int8 trunks (NNCF, calibrated)")  # fmt: skip
+    p.add_argument("--calibration", nargs="+", type=Path,
+                   help="int8: files or folders of the exported modalities (default: the demo's digits world)")  # fmt: skip
+    p.add_argument("--calibration-items", type=int, default=300, help="int8: calibration items per modality")
 
 
 def _locate(a: argparse.Namespace) -> None:
@@ -292,10 +295,15 @@ def _args_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.3, help="minimum score (objectness x class probability)")
 
 
+def _query(kind: str) -> Callable[[str], tuple[str, str, float]]:
+    """An argparse `type` turning a flag's value into a (kind, value, weight 1) query."""
+    return lambda v: (kind, v, 1.0)
+
+
 def _args_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a bindkit model folder (e.g. imagebind_huge converted, a demo run's model/)")
     for kind in ("text", "file", "image", "audio", "depth", "thermal", "imu", "video"):
-        p.add_argument(f"--{kind}", dest="queries", action="append", type=lambda v, k=kind: (k, v, 1.0),
+        p.add_argument(f"--{kind}", dest="queries", action="append", type=_query(kind),
                        help=f"a {kind} query" if kind != "file" else "a file of any modality (detected)")  # fmt: skip
     p.add_argument("--weight", type=float, action="append", default=[],
                    help="one weight per query, in command-line order (embedding arithmetic)")  # fmt: skip
@@ -329,6 +337,7 @@ COMMANDS: list[tuple[str, Callable[[argparse.Namespace], None], Callable[[argpar
     ("locate", _locate, _args_locate, "where in an image a sound, a text or a file of any modality matches"),
     ("detect", _detect, _args_detect, "detect with a detector whose classes can be texts or files of any modality"),
     ("configs", _configs, _args_configs, "list the registered model configs"),
+    ("export", _export, _args_export, "export encoders to ONNX or OpenVINO (fp32, bf16, int8) with a manifest"),
 ]  # fmt: skip
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bindkit.checkpoint import load_model, load_official_checkpoint, save_model, save_official_checkpoint
+from bindkit.checkpoint import save_model, save_official_checkpoint
 from bindkit.config import ImageBindConfig
 from bindkit.registry import get_config
+from bindkit.resolve import load
 
 
 def side_config(pth: str | Path) -> Path:
@@ -39,7 +40,7 @@ def convert(src: str | Path, dst: str | Path, config: str | Path | None = None) 
     """Official `.pth` -> bindkit folder, or bindkit folder -> official `.pth` (decided by what `src` is)."""
     src, dst = Path(src), Path(dst)
     if src.is_dir():
-        model = load_model(src)
+        model = load(src)
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_official_checkpoint(model, dst)
         side_config(dst).write_text(json.dumps({"bindkit_format": 1, **model.config.to_dict()}, indent=1))
@@ -50,7 +51,7 @@ def convert(src: str | Path, dst: str | Path, config: str | Path | None = None) 
         config = side_config(src)
     cfg = read_config(config) if config is not None else None
     try:
-        model = load_official_checkpoint(src, config=cfg)
+        model = load(src, config=cfg)
     except (KeyError, RuntimeError, ValueError) as e:  # missing or misshapen weights: another architecture
         name = cfg.name if cfg is not None else "imagebind_huge"
         why = str(e) if len(str(e)) < 160 else str(e)[:160] + "..."

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from bindkit.layers import Block, linear
+from bindkit.layers import Block
 
 if TYPE_CHECKING:
     from bindkit.model import Encoder
@@ -55,7 +55,7 @@ def check_dense_input(encoder: Encoder | Any, images: torch.Tensor, method: str 
     h, w = (H - p) // s + 1, (W - p) // s + 1
     if h != w:
         raise ValueError(f"encode_dense: images must give a square patch grid, {H}x{W} gives {h}x{w}")
-    encoder.stem.validate(images)  # type: ignore[operator]
+    encoder.stem.validate(images)
     return h, w
 
 
@@ -63,8 +63,8 @@ def _value_path(block: Block, x: torch.Tensor) -> torch.Tensor:
     """The last block's attention with each token attending only to itself: out_proj(v(norm1(x))). (N, L, D)."""
     attn = block.attn
     D = x.shape[-1]
-    v = linear(block.norm1(x), attn.in_proj_weight[2 * D :], attn.in_proj_bias[2 * D :])  # (N, L, D)
-    return linear(v, attn.out_proj.weight, attn.out_proj.bias)
+    v = F.linear(block.norm1(x), attn.in_proj_weight[2 * D :], attn.in_proj_bias[2 * D :])  # (N, L, D)
+    return F.linear(v, attn.out_proj.weight, attn.out_proj.bias)
 
 
 def window_mask(h: int, w: int, window: int, device: torch.device) -> torch.Tensor:
@@ -80,19 +80,19 @@ def _local_cls(block: Block, x: torch.Tensor, h: int, w: int, window: int) -> to
     """The last block's CLS readout repeated per patch, its attention limited to a window around that patch:
     what the CLS token would say about a crop there. (N, 1 + h*w, D) -> (N, h*w, D)."""
     attn, (N, _, D) = block.attn, x.shape
-    q, k, v = linear(block.norm1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)  # (N, L, D) each
+    q, k, v = F.linear(block.norm1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)  # (N, L, D) each
     q = q[:, :1].expand(N, h * w, D)  # the CLS query at every patch
     q, k, v = (t.unflatten(-1, (attn.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (N, H, *, hd)
     mask = window_mask(h, w, window, x.device)  # (hw, L)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (N, H, hw, hd)
-    y = linear(y.transpose(1, 2).reshape(N, h * w, D), attn.out_proj.weight, attn.out_proj.bias)
+    y = F.linear(y.transpose(1, 2).reshape(N, h * w, D), attn.out_proj.weight, attn.out_proj.bias)
     y = x[:, :1] + y  # the CLS residual
     return y + block.mlp(block.norm2(y))
 
 
 def _project(encoder: Encoder, tokens: torch.Tensor) -> torch.Tensor:
     """Head norm and projection on every token, unit norm, float32. (N, L, D) -> (N, L, out)."""
-    y = linear(encoder.head.norm(tokens), encoder.head.proj.weight, None)
+    y = F.linear(encoder.head.norm(tokens), encoder.head.proj.weight, None)
     return F.normalize(y.float(), dim=-1)
 
 
@@ -106,7 +106,7 @@ def dense_embeddings(encoder: Encoder, images: torch.Tensor, method: str = "valu
         return _crops(encoder, images, window)
     x = images.to(encoder.head.proj.weight.dtype)
     x = encoder.trunk.pre_ln(encoder.stem(x))  # (B, 1 + h*w, D); the stem interpolates positions for other sizes
-    blocks: list[Block] = list(encoder.trunk.blocks)  # type: ignore[arg-type]
+    blocks: list[Block] = list(encoder.trunk.blocks)
     *early, last = blocks
     for blk in early:
         x = blk(x)

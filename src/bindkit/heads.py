@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from bindkit.config import EncoderConfig
-from bindkit.layers import linear
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -26,7 +25,7 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """(N, L, D) -> (N, out). LN is per token, so selecting first is exact and cheaper than LN over all tokens."""
         tok = x[:, 0] if index is None else x[torch.arange(x.shape[0], device=x.device), index]  # (N, D)
-        return linear(self.drop(self.norm(tok)), self.proj.weight, None)
+        return self.proj(self.drop(self.norm(tok)))
 
 
 class Postprocess(nn.Module):
@@ -35,7 +34,7 @@ class Postprocess(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.has_scale = cfg.scale is not None
-        if not self.has_scale:
+        if cfg.scale is None:
             return
         log_scale = torch.tensor(math.log(cfg.scale), dtype=torch.float32)
         if cfg.learnable_scale:

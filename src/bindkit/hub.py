@@ -7,8 +7,14 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # annotations only: importing the hub stays free of torch
+    import torch
+
+    from bindkit.model import ImageBind
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,9 @@ def _verify(part: Path, got: str, expected: str | None, size: int | None) -> Non
                          "accept another file, or sha256=None to skip the check")  # fmt: skip
 
 
-def load_pretrained(modalities: list[str] | None = None, device: str = "cpu", dtype=None,
-                    cache_dir: str | Path | None = None, progress: bool = True):  # fmt: skip
+def load_pretrained(modalities: list[str] | None = None, device: str | torch.device = "cpu",
+                    dtype: torch.dtype | None = None, cache_dir: str | Path | None = None,
+                    progress: bool = True) -> ImageBind:  # fmt: skip
     """The official `imagebind_huge` weights (downloaded once into the cache), as a bindkit model in eval mode."""
     from bindkit.checkpoint import load_official_checkpoint
 

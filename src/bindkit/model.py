@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, ValuesView
+from typing import TYPE_CHECKING, Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,7 +12,6 @@ from torch import nn
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.dense import dense_embeddings
 from bindkit.heads import Head, Postprocess
-from bindkit.layers import pack_linear_weights
 from bindkit.modalities import STEMS, Stem
 from bindkit.trunk import Trunk
 
@@ -40,7 +42,7 @@ class Encoder(nn.Module):
         self.head = Head(cfg)
         self.post = Postprocess(cfg)
 
-    def forward(self, x: torch.Tensor, trace: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, trace: dict[str, Any] | None = None) -> torch.Tensor:
         """[B, ...] or clips [B, S, ...] -> [B, out_dim], postprocessed and averaged over clips after scaling."""
         self.stem.validate(x)
         if x.is_floating_point():
@@ -51,7 +53,7 @@ class Encoder(nn.Module):
         B, S = x.shape[:2]
         return self.embed_items(x.flatten(0, 1), trace).unflatten(0, (B, S)).mean(1)
 
-    def embed_items(self, x: torch.Tensor, trace: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def embed_items(self, x: torch.Tensor, trace: dict[str, Any] | None = None) -> torch.Tensor:
         """Items without a clip dimension -> (N, out). `trace` collects intermediates for parity tests."""
         keep: list[torch.Tensor] | None = [] if trace is not None else None
         tokens = self.stem(x)  # (N, L, D)
@@ -60,7 +62,7 @@ class Encoder(nn.Module):
         head = self.head(h, index)  # (N, out)
         out = self.post(head)
         if trace is not None:
-            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)  # type: ignore[call-overload]
+            trace.update(tokens=tokens, trunk=h, head=head, post=out, keep=keep)
             if index is not None:
                 trace["seq_len"] = index
         return out
@@ -71,13 +73,24 @@ class Encoder(nn.Module):
         return float(self.post.scale.detach())
 
 
+if TYPE_CHECKING:
+
+    class EncoderDict(nn.ModuleDict):
+        """What `ImageBind.encoders` holds, for the type checker: an `nn.ModuleDict` of `Encoder`s."""
+
+        def __getitem__(self, key: str) -> Encoder: ...
+        def values(self) -> ValuesView[Encoder]: ...
+        def items(self) -> ItemsView[str, Encoder]: ...
+
+
 class ImageBind(nn.Module):
     """The six-modality model. `forward` keeps the official semantics; `encode` returns unit-norm embeddings."""
 
     def __init__(self, config: ImageBindConfig):
         super().__init__()
         self.config = config
-        self.encoders = nn.ModuleDict({m: Encoder(c) for m, c in config.encoders.items()})
+        # nn.ModuleDict is untyped: the cast tells the checker its values are Encoders.
+        self.encoders = cast("EncoderDict", nn.ModuleDict({m: Encoder(c) for m, c in config.encoders.items()}))
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """{modality: tensor} -> {modality: [B, out_dim]}, scaled per modality and averaged over clips."""
@@ -96,8 +109,11 @@ class ImageBind(nn.Module):
         return dense_embeddings(self.encoder("vision"), images, method).dense
 
     def pack_for_cpu(self, rows: int = 1024) -> ImageBind:
-        """Pre-pack linear weights for CPU inference (`layers.pack_linear_weights`: ~9% faster, one more weight copy)."""
-        pack_linear_weights(self, rows)
+        """Opt in to the CPU inference fast path (`bindkit.runtime.cpu`: fused oneDNN linears on packed weights,
+        matmul-softmax attention in bf16); costs one more copy of the linear weights. Returns the model."""
+        from bindkit.runtime.cpu import pack_for_cpu
+
+        pack_for_cpu(self, rows)
         return self
 
     def encoder(self, modality: str) -> Encoder:

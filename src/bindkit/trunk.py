@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from bindkit.config import EncoderConfig
 from bindkit.layers import Block
+
+if TYPE_CHECKING:
+
+    class BlockList(nn.ModuleList):
+        """What `Trunk.blocks` holds, for the type checker: an `nn.ModuleList` of `Block`s."""
+
+        def __iter__(self) -> Iterator[Block]: ...
 
 
 class Trunk(nn.Module):
@@ -20,9 +30,9 @@ class Trunk(nn.Module):
             cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)
         ]  # linspace(0, rate, depth)
         self.pre_ln = nn.LayerNorm(cfg.width, eps=1e-6) if cfg.pre_ln else nn.Identity()
-        self.blocks = nn.ModuleList(
+        self.blocks = cast("BlockList", nn.ModuleList(  # nn.ModuleList is untyped: its items are Blocks
             Block(cfg.width, cfg.heads, hidden, r, bias_kv=cfg.bias_kv, causal=cfg.causal) for r in rates
-        )
+        ))
         self.grad_checkpointing = False  # set by the trainer to trade compute for activation memory
 
     def forward(self, x: torch.Tensor, keep: list[torch.Tensor] | None = None) -> torch.Tensor:

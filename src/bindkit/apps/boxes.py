@@ -20,10 +20,12 @@ class Box:
     peak: tuple[int, int]
 
     def as_dict(self) -> dict:
+        """The box as a JSON-ready dict."""
         return asdict(self)
 
     @property
     def xyxy(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) in pixels, x1 and y1 exclusive."""
         return (self.x0, self.y0, self.x1, self.y1)
 
 

@@ -4,7 +4,8 @@ Run directory:
 
     config.json            DetectorTrainConfig and the feature geometry
     metrics.jsonl          one record per logged step (loss, class accuracy on object patches, ...)
-    checkpoints/latest/    detector + AdamW state + step + RNG, written every `checkpoint_every` steps (resume)
+    checkpoints/step_<n>/  detector + AdamW state + step + RNG, written every `checkpoint_every` steps (resume);
+                           checkpoints/latest names the newest (the trainer's layout, `bindkit.train.ckpt`)
     plots/                 loss.png, accuracy.png (`bindkit.train.plots`)
     detector/              the final detector: detector.safetensors + detector.json (load with `load_detector`)
 
@@ -16,6 +17,7 @@ regression on object patches. The encoder is frozen: its dense maps are computed
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from bindkit.apps.detect import Detector, box_iou, check_classes
+from bindkit.train.ckpt import (
+    latest_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    publish_checkpoint,
+    truncate_metrics,
+)
+from bindkit.train.optim import lr_factor
 
 FILES = ("detector.safetensors", "detector.json")
 
@@ -128,22 +138,7 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
     opt = torch.optim.AdamW(det.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     cls, tgt = patch_targets(boxes, labels, dense.shape[1], dense.shape[2], det.stride, det.patch)
     step, gen = _start(run, cfg, det, opt)
-    end = min(cfg.steps, stop_after or cfg.steps)
-    with open(run / "metrics.jsonl", "a") as log:
-        while step < end:
-            idx = torch.randint(len(dense), (min(cfg.batch_size, len(dense)),), generator=gen)
-            for g in opt.param_groups:  # cosine decay
-                g["lr"] = cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * step / cfg.steps))).item()
-            loss, logged = detector_loss(det, dense[idx], cls[idx], tgt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                log.write(json.dumps({"step": step, "pair": "detector", "batch": len(idx), **logged}) + "\n")
-                log.flush()
-            if step % cfg.checkpoint_every == 0 or step == end:
-                _checkpoint(run, det, opt, step, gen)
+    step = _steps(run, cfg, det, opt, gen, step, min(cfg.steps, stop_after or cfg.steps), (dense, cls, tgt))
     if step < cfg.steps:
         return det.eval(), None
     from bindkit.train.plots import plot_metrics
@@ -155,14 +150,34 @@ def train_detector(model: Any, dense: torch.Tensor, boxes: list[torch.Tensor], l
     return det.eval(), save_detector(det, run / "detector", meta)
 
 
+def _steps(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.Optimizer, gen: torch.Generator,
+           step: int, end: int, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> int:  # fmt: skip
+    """Optimise from `step` to `end` (cosine LR, `bindkit.train.optim.lr_factor`), logging and checkpointing."""
+    dense, cls, tgt = data  # (N, h, w, D), (N, h, w), (N, h, w, 4)
+    with open(run / "metrics.jsonl", "a") as log:
+        while step < end:
+            idx = torch.randint(len(dense), (min(cfg.batch_size, len(dense)),), generator=gen)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, cfg.steps, 0)
+            loss, logged = detector_loss(det, dense[idx], cls[idx], tgt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                log.write(json.dumps({"step": step, "pair": "detector", "batch": len(idx), **logged}) + "\n")
+                log.flush()
+            if step % cfg.checkpoint_every == 0 or step == end:
+                _checkpoint(run, det, opt, step, gen)
+    return step
+
+
 def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.Optimizer,
            ) -> tuple[int, torch.Generator]:  # fmt: skip
     """Resume from checkpoints/latest when present (same config), else start a fresh run directory."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    ck = run / "checkpoints" / "latest"
-    if (ck / "trainer.json").is_file():
-        from bindkit.train.ckpt import load_optimizer
-
+    ck = latest_checkpoint(run)
+    if ck is not None and (ck / "trainer.json").is_file():
         saved = json.loads((run / "config.json").read_text())
         if saved["config"] != json.loads(json.dumps(asdict(cfg))):
             raise ValueError(f"{run} holds a run with another config; use a new run directory")
@@ -170,7 +185,7 @@ def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.
         load_optimizer(opt, ck / "optimizer.safetensors")
         state = json.loads((ck / "trainer.json").read_text())
         gen.set_state(load_file(str(ck / "rng.safetensors"))["gen"])
-        _truncate(run / "metrics.jsonl", state["step"])
+        truncate_metrics(run / "metrics.jsonl", state["step"])
         return int(state["step"]), gen
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps({"config": asdict(cfg)}, indent=1))
@@ -179,12 +194,9 @@ def _start(run: Path, cfg: DetectorTrainConfig, det: Detector, opt: torch.optim.
 
 
 def _checkpoint(run: Path, det: Detector, opt: torch.optim.Optimizer, step: int, gen: torch.Generator) -> None:
-    """Write checkpoints/latest atomically (a temporary folder renamed into place)."""
-    import shutil
-
-    from bindkit.train.ckpt import optimizer_tensors
-
-    tmp, final = run / "checkpoints" / ".tmp", run / "checkpoints" / "latest"
+    """Write checkpoints/step_<n> atomically and point checkpoints/latest at it (the trainer's layout)."""
+    root = run / "checkpoints"
+    final, tmp = root / f"step_{step:08d}", root / f".step_{step:08d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({k: v.detach().contiguous() for k, v in det.state_dict().items()}, str(tmp / FILES[0]))
@@ -192,12 +204,4 @@ def _checkpoint(run: Path, det: Detector, opt: torch.optim.Optimizer, step: int,
     save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
     save_file({"gen": gen.get_state()}, str(tmp / "rng.safetensors"))
     (tmp / "trainer.json").write_text(json.dumps({"step": step}))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-
-
-def _truncate(path: Path, step: int) -> None:
-    """Drop metric records past `step` (logged by a run stopped after its last checkpoint)."""
-    if path.is_file():
-        keep = [x for x in path.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= step]
-        path.write_text("".join(x + "\n" for x in keep))
+    publish_checkpoint(tmp, final, keep=1)

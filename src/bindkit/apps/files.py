@@ -11,15 +11,7 @@ import numpy as np
 from bindkit.apps.boxes import Box
 from bindkit.apps.locate import locate, open_rgb
 from bindkit.apps.overlay import overlay
-
-
-def load_for_apps(model: str | Path | Any, modalities: list[str] | None = None) -> Any:
-    """A model object as given, or a bindkit model folder loaded in eval mode (only `modalities` if given)."""
-    if not isinstance(model, str | Path):
-        return model
-    from bindkit.checkpoint import load_model
-
-    return load_model(model, modalities=modalities)
+from bindkit.resolve import load
 
 
 def run_locate(model: str | Path | Any, image: str | Path, out: str | Path, text: str | None = None,
@@ -29,7 +21,7 @@ def run_locate(model: str | Path | Any, image: str | Path, out: str | Path, text
     if (text is None) == (file is None):
         raise ValueError("give exactly one query: a text or a file (--audio/--file)")
     query: Any = text if text is not None else Path(file)  # type: ignore[arg-type]
-    m = load_for_apps(model)
+    m = load(model)
     found = locate(m, [Path(image)], query, size=size, threshold=threshold, modality=modality, method=method)[0]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,19 +38,20 @@ def class_rows(model: Any, texts: list[str] | None, files: list[str] | None) -> 
     """Classifier rows from class texts or `name=path` files of any modality: (names, [C, D] tensor)."""
     import torch
 
-    from bindkit.apps.query import query_embedding
+    from bindkit.apps.query import check_query, embed_query
 
-    names, rows = [], []
-    for t in texts or []:
-        names.append(t)
-        rows.append(query_embedding(model, t))
+    names: list[str] = list(texts or [])
+    queries: list[Any] = list(texts or [])
     for spec in files or []:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--class-file takes NAME=PATH, got {spec!r}")
         names.append(name)
-        rows.append(query_embedding(model, Path(path)))
-    return names, torch.from_numpy(np.stack(rows)) if rows else None
+        queries.append(Path(path))
+    for q in queries:  # every class checked before any is embedded
+        check_query(model, q)
+    rows = [embed_query(model, q).vector for q in queries]
+    return names, torch.stack(rows) if rows else None
 
 
 def run_detect(model: str | Path | Any, detector: str | Path, image: str | Path, out: str | Path,
@@ -69,16 +62,15 @@ def run_detect(model: str | Path | Any, detector: str | Path, image: str | Path,
     from bindkit.apps.detect_train import load_detector
     from bindkit.apps.locate import to_tensor
     from bindkit.dense import dense_embeddings
-
     if texts is not None and not texts and not files:
         raise ValueError("the class list is empty: give at least one class text or file")
-    m = load_for_apps(model)
+    m = load(model)
     det, meta = load_detector(detector, m)  # checks the vision encoder's fingerprint first
+    pic = open_rgb([Path(image)], det.patch)[0]  # a too-small image is refused before the classes are embedded
     names = list(meta.get("class_names") or [])
     if texts or files:
         names, rows = class_rows(m, texts, files)
         det = det.with_classes(rows)
-    pic = open_rgb([Path(image)], det.patch)[0]
     size = (meta["grid"] - 1) * det.stride + det.patch
     dense = dense_embeddings(m.encoder("vision"), to_tensor([pic], size), meta.get("method", "value")).dense
     found = det.detect(dense, threshold)[0]

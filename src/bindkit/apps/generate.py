@@ -7,94 +7,24 @@ given to a generator as if it were an image embedding. `pipeline` is a local fol
   `imagebind_huge`; see `bindkit.apps.unclip` for the scale convention and `noise_level`);
 - a bindkit decoder (`bindkit.apps.decoder`, e.g. the one `bindkit demo` trains at `<run>/model/decoder/`).
 
-A query is a string (text), a path (its modality detected), an `Embedding`, an array (a raw vector), or a list of
-`(kind, value, weight)` terms as in `bindkit search` (kind: text, file, image, audio, depth, thermal, imu, video,
-vector): the weighted sum of their unit embeddings, renormalised (embedding arithmetic: an image plus a sound).
+A query is any query `bindkit.apps.query.embed_query` takes: a text (str), a file (Path), an `Embedding`, a raw
+vector, or a list of `(kind, value, weight)` terms as in `bindkit search`: the weighted sum of their unit embeddings,
+renormalised (embedding arithmetic: an image plus a sound).
 Nothing is fetched: the pipeline folder is read with `local_files_only`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from bindkit.apps.decoder import Decoder, is_decoder_folder
+from bindkit.apps.query import embed_query, model_fingerprint
 from bindkit.model import ImageBind
-
-from .decoder import Decoder, is_decoder_folder
-
-
-@dataclass
-class Embedding:
-    """A unit embedding (D,) and the fingerprint (`bindkit.store.model_key`) of the model that made it."""
-
-    vector: torch.Tensor
-    model_key: str
-
-
-def model_fingerprint(model: ImageBind) -> str:
-    """The model's fingerprint: its config name and a hash of its config and output projections."""
-    from bindkit.store.store import model_key
-
-    return model_key(model)
-
-
-def as_model(model: ImageBind | str | Path) -> ImageBind:
-    """A model, or a bindkit model folder loaded on the CPU, in eval mode."""
-    if isinstance(model, (str, Path)):
-        from bindkit.checkpoint import load_model
-
-        return load_model(model, device="cpu").eval()
-    return model.eval()
-
-
-def _terms(query: Any) -> list[tuple[str, Any, float]]:
-    """A query in any accepted form -> (kind, value, weight) terms."""
-    if isinstance(query, (torch.Tensor, np.ndarray)):
-        return [("vector", query, 1.0)]
-    if isinstance(query, Embedding):
-        return [("embedding", query, 1.0)]
-    if isinstance(query, Path):
-        return [("file", query, 1.0)]
-    if isinstance(query, str):
-        return [("file", query, 1.0)] if Path(query).is_file() else [("text", query, 1.0)]
-    if isinstance(query, (list, tuple)) and query and all(isinstance(t, (list, tuple)) for t in query):
-        return [(str(t[0]), t[1], float(t[2]) if len(t) > 2 else 1.0) for t in query]
-    raise TypeError(f"unsupported query {query!r}: give text, a path, an Embedding, a vector or (kind, value, weight)"
-                    " terms")  # fmt: skip
-
-
-def _term_vector(model: ImageBind, key: str, kind: str, value: Any) -> torch.Tensor:
-    """One term's unit embedding (D,), its width and fingerprint checked."""
-    width = model.config.out_dim
-    if kind == "embedding":
-        if value.model_key != key:
-            raise ValueError(f"the embedding comes from model {value.model_key!r}, not {key!r}: embeddings of "
-                             "different models live in different spaces")  # fmt: skip
-        kind, value = "vector", value.vector
-    if kind == "vector":
-        v = torch.as_tensor(np.asarray(value, dtype=np.float32)).flatten()
-        if v.numel() != width:
-            raise ValueError(f"embedding width {v.numel()} does not match the model's {width}")
-        return F.normalize(v, dim=0)
-    from bindkit.store.search import embed_query as embed_term
-
-    return torch.from_numpy(embed_term(model, None, kind, value)).float()
-
-
-def embed_query(model: ImageBind | str | Path, query: Any) -> Embedding:
-    """The renormalised weighted sum of the query's unit embeddings, with the model's fingerprint."""
-    model = as_model(model)
-    key = model_fingerprint(model)
-    terms = _terms(query)
-    total = sum(w * _term_vector(model, key, k, v) for k, v, w in terms)
-    if not isinstance(total, torch.Tensor) or not float(total.norm()) > 1e-6:
-        raise ValueError("the weighted query terms cancel out (zero vector)")
-    return Embedding(F.normalize(total, dim=0), key)
+from bindkit.resolve import load
 
 
 class DecoderGenerator:
@@ -151,12 +81,10 @@ def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, ou
     if not isinstance(num_images, int) or num_images <= 0:
         raise ValueError(f"num_images must be a positive int, got {num_images!r}")
     gen = generator or load_generator(pipeline)
-    model = as_model(model)
-    key = model_fingerprint(model)
-    check_compatible(model, key, gen)
-    emb = embed_query(model, query)
-    if emb.model_key != key:  # an Embedding made by another model
-        raise ValueError(f"the embedding comes from model {emb.model_key!r}, not {key!r}")
+    m: ImageBind = load(model)
+    key = model_fingerprint(m)
+    check_compatible(m, key, gen)
+    emb = embed_query(m, query)  # checks every term's width and fingerprint before embedding any
     n_steps = steps or (gen.decoder.cfg.steps if isinstance(gen, DecoderGenerator) else 30)
     images = gen.sample(emb.vector[None].expand(num_images, -1), steps=n_steps, seed=seed, guidance=guidance,
                         scale=scale, noise_level=noise_level, prompt=prompt)  # fmt: skip

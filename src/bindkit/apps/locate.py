@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bindkit.apps.boxes import Box, boxes_from_heatmap
-from bindkit.apps.query import check_query, query_embedding
+from bindkit.apps.query import check_query, embed_query
 from bindkit.data.images import CLIP_MEAN, CLIP_STD, open_image
 from bindkit.dense import dense_embeddings
 
@@ -78,14 +78,14 @@ def to_pixels(grid: torch.Tensor, patch: int, stride: int, size: int, height: in
 @torch.no_grad()
 def locate(model: Any, images: Sequence[Any], query: Any, size: int | None = None, threshold: float = 0.5,
            modality: str | None = None, method: str = "value", batch_size: int = 16) -> list[Location]:  # fmt: skip
-    """Heatmap, peak and boxes of `query` (text, file Path, or embedding) in each image (paths, PIL or arrays)."""
+    """Heatmap, peak and boxes of `query` (any `bindkit.apps.query` query) in each image (paths, PIL or arrays)."""
     if "vision" not in model.encoders:
         raise ValueError(f"locate needs a model with a vision encoder; this one has {list(model.encoders)}")
     enc = model.encoder("vision")
     size = size or enc.cfg.input_shape[-1]
-    check_query(model, query)
+    check_query(model, query, modality)
     pics = open_rgb(images, enc.cfg.kernel[1])
-    q = torch.from_numpy(query_embedding(model, query, modality))  # (D,)
+    q = embed_query(model, query, modality).vector  # (D,) unit
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(pics), batch_size):

@@ -1,8 +1,15 @@
 """A query of any modality -> one unit-norm joint-space vector, checked against the model that will use it.
 
-A query is a text (str), a file of any modality (a `Path`; its kind is detected as `bindkit embed` does), or a
-`QueryEmbedding` (a vector plus the `model_key` of the model that made it). A bare array is accepted too, checked by
-width only. An embedding made by another model is rejected before any compute: its width or its key differs.
+The one query type of `locate`, `detect` (class rows from files) and `generate`. A query is
+
+- a text (`str`; always a text, never read as a path);
+- a file of any modality (a `Path`; its kind is `modality` when given, else detected as `bindkit embed` does);
+- a `QueryEmbedding` (a vector and the `model_key` of the model that made it, "" when unknown);
+- a bare array or tensor (D,), checked by width only;
+- a list of `(kind, value[, weight])` terms as in `bindkit search` (kind: text, file, a modality name, vector or
+  embedding): the weighted sum of their unit embeddings, renormalised (embedding arithmetic: an image plus a sound).
+
+Every term is checked (width, model fingerprint, file present, text non-empty) before any term is embedded.
 """
 
 from __future__ import annotations
@@ -13,14 +20,23 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from bindkit.resolve import load
 
 
 @dataclass
 class QueryEmbedding:
-    """A joint-space vector and the `bindkit.store.model_key` of the model that made it ("" when unknown)."""
+    """A joint-space vector (D,) and the `bindkit.store.model_key` of the model that made it ("" when unknown)."""
 
-    vector: np.ndarray
+    vector: torch.Tensor  # (D,); an array given here is taken as a tensor
     model_key: str = ""
+
+    def __post_init__(self) -> None:
+        self.vector = torch.as_tensor(self.vector)
+
+
+Embedding = QueryEmbedding  # the name `bindkit.apps.generate` used first
 
 
 def model_fingerprint(model: Any) -> str:
@@ -30,41 +46,85 @@ def model_fingerprint(model: Any) -> str:
     return model_key(model)
 
 
-def check_query(model: Any, query: Any) -> None:
-    """Reject a query that cannot be used with `model`, before any compute."""
+def query_terms(query: Any, modality: str | None = None) -> list[tuple[str, Any, float]]:
+    """A query in any accepted form -> (kind, value, weight) terms."""
+    if isinstance(query, QueryEmbedding):
+        return [("embedding", query, 1.0)]
+    if isinstance(query, np.ndarray | torch.Tensor):
+        return [("vector", query, 1.0)]
     if isinstance(query, str):
-        if not query.strip():
-            raise ValueError("a text query needs a non-empty string")
-        return
+        return [("text", query, 1.0)]
     if isinstance(query, Path):
-        if not query.is_file():
-            raise FileNotFoundError(f"query file {query} not found")
+        return [(modality or "file", query, 1.0)]
+    if isinstance(query, list | tuple) and query and all(isinstance(t, list | tuple) and len(t) in (2, 3) for t in query):
+        return [(str(t[0]), t[1], float(t[2]) if len(t) > 2 else 1.0) for t in query]
+    raise TypeError(f"unsupported query {query!r}: give a text, a Path, a QueryEmbedding, a vector or "
+                    "(kind, value, weight) terms")  # fmt: skip
+
+
+def check_term(model: Any, kind: str, value: Any, key: str | None = None) -> None:
+    """Reject one term that cannot be used with `model`, before any compute (`key`: the model's fingerprint)."""
+    from bindkit.store.search import query_kinds
+
+    if kind not in (*query_kinds(), "embedding") or kind == "id":
+        raise ValueError(f"unknown query kind {kind!r}; use text, file, vector, embedding or a modality name")
+    if kind == "text":
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"a text query needs a non-empty string, got {value!r}")
         return
-    vec = query.vector if isinstance(query, QueryEmbedding) else query
+    if kind not in ("vector", "embedding"):
+        if not Path(value).is_file():
+            raise FileNotFoundError(f"query file {value} not found")
+        return
+    vec = value.vector if kind == "embedding" else value
     if not isinstance(vec, np.ndarray | torch.Tensor):
-        raise TypeError(f"a query is a text, a Path or an embedding, got {type(query).__name__}")
+        raise TypeError(f"a {kind} query needs an array or a tensor, got {type(vec).__name__}")
     width = model.config.out_dim
     if tuple(vec.shape) != (width,):
-        raise ValueError(f"query embedding has shape {tuple(vec.shape)}; this model's embeddings are ({width},): "
-                         "it comes from another model")  # fmt: skip
-    if isinstance(query, QueryEmbedding) and query.model_key and query.model_key != model_fingerprint(model):
-        raise ValueError(f"query embedding was made by model {query.model_key}, not this one "
-                         f"({model_fingerprint(model)})")  # fmt: skip
+        raise ValueError(f"query embedding width {int(np.prod(vec.shape))} does not match the model's {width} "
+                         f"(shape {tuple(vec.shape)}, not ({width},)): it comes from another model")  # fmt: skip
+    if kind == "embedding" and value.model_key:
+        key = key or model_fingerprint(model)
+        if value.model_key != key:
+            raise ValueError(f"query embedding was made by model {value.model_key}, not this one ({key}): it comes "
+                             "from model space other than this model's")  # fmt: skip
+
+
+def check_query(model: Any, query: Any, modality: str | None = None) -> None:
+    """Reject a query that cannot be used with `model`, before any compute."""
+    key = model_fingerprint(model)
+    for kind, value, _ in query_terms(query, modality):
+        check_term(model, kind, value, key)
+
+
+def _unit(model: Any, kind: str, value: Any) -> torch.Tensor:
+    """One checked term's unit embedding (D,), float32 on the CPU."""
+    if kind in ("vector", "embedding"):
+        raw = value.vector if kind == "embedding" else value
+        vec = torch.as_tensor(raw).detach().float().cpu()
+    else:
+        from bindkit.store.search import embed_term
+
+        vec = torch.from_numpy(np.asarray(embed_term(model, None, kind, value if kind == "text" else str(value)),
+                                          np.float32))  # fmt: skip
+    norm = float(vec.norm())
+    if not norm > 0 or not np.isfinite(norm):
+        raise ValueError(f"the {kind} query's embedding is zero or not finite")
+    return vec / norm
 
 
 @torch.no_grad()
-def query_embedding(model: Any, query: Any, modality: str | None = None) -> np.ndarray:
-    """The unit-norm float32 vector (out_dim,) of a text, a file (of `modality`, or detected) or an embedding."""
-    check_query(model, query)
-    if isinstance(query, str | Path):
-        from bindkit.store.search import embed_query
+def embed_query(model: Any, query: Any, modality: str | None = None) -> QueryEmbedding:
+    """The unit vector (D,) of a query (see the module docstring), with this model's fingerprint; checked first.
 
-        kind = "text" if isinstance(query, str) else (modality or "file")
-        vec = np.asarray(embed_query(model, None, kind, str(query) if kind != "text" else query), np.float32)
-    else:
-        raw = query.vector if isinstance(query, QueryEmbedding) else query
-        vec = torch.as_tensor(raw).detach().float().cpu().numpy()
-    norm = float(np.linalg.norm(vec))
-    if not norm > 0 or not np.isfinite(norm):
-        raise ValueError("query embedding is zero or not finite")
-    return (vec / norm).astype(np.float32)
+    `model` is an `ImageBind` or a bindkit model folder (loaded on the CPU)."""
+    if isinstance(model, str | Path):
+        model = load(model)
+    key = model_fingerprint(model)
+    terms = query_terms(query, modality)
+    for kind, value, _ in terms:
+        check_term(model, kind, value, key)
+    total = sum(w * _unit(model, k, v) for k, v, w in terms)
+    if not isinstance(total, torch.Tensor) or not float(total.norm()) > 1e-6:
+        raise ValueError("the weighted query terms cancel out (zero vector)")
+    return QueryEmbedding(F.normalize(total, dim=0), key)

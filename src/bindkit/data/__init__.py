@@ -34,7 +34,7 @@ from bindkit.data.video import load_videos
 
 def normalization_fitters() -> dict[str, Callable[[Any], dict[str, Any]]]:
     """Encoders whose mean/std are fitted to the data a model is trained on: encoder -> fit(batches) -> preprocess."""
-    from bindkit import modalities
+    import bindkit.modalities as modalities
 
     return {s.encoder: s.call("fitter") for s in modalities.specs() if s.fitter is not None}
 

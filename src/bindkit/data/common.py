@@ -101,14 +101,14 @@ def running_mean_std(
         if n == 0:
             continue
         bm, bm2 = x.mean(1), ((x - x.mean(1, keepdim=True)) ** 2).sum(1)
-        if mean is None:
+        if mean is None or m2 is None:  # the first batch (both are set together)
             count, mean, m2 = n, bm, bm2
             continue
         delta, tot = bm - mean, count + n
         mean = mean + delta * n / tot
         m2 = m2 + bm2 + delta**2 * count * n / tot
         count = tot
-    if mean is None:
+    if mean is None or m2 is None:
         raise ValueError("fit_normalization got no values")
     std = (m2 / count).sqrt()
     if channel_dim is None:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.config import EncoderConfig, ImageBindConfig, canonical
 from bindkit.data.errors import LoadError, check_errors
 
@@ -83,7 +83,9 @@ class Batch(NamedTuple):
 def collate(samples: list[Sample]) -> Batch:
     """`DataLoader` collate function for `Sample`s (pass `collate_fn=collate`)."""
     good = [s for s in samples if s.error is None]
-    inputs = torch.stack([s.input for s in good]) if good else torch.empty(0)
+    tensors = [s.input for s in good if s.input is not None]
+    assert len(tensors) == len(good)  # a sample without an error holds its input
+    inputs = torch.stack(tensors) if good else torch.empty(0)
     return Batch([s.key for s in good], inputs, [(s.key, s.error) for s in samples if s.error is not None])
 
 

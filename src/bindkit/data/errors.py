@@ -26,7 +26,7 @@ class ItemError(ValueError):
 class Skipped(NamedTuple):
     """One item left out of a batch: its position in the input, a short description of it, and why."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, as the public field name always has
     item: str
     reason: str
 

@@ -6,8 +6,8 @@ is resampled by linear interpolation onto `length` evenly spaced times covering 
 (default: the first sample): 2000 samples over 5 s (400 Hz) for the official model. `duration=None` stretches the
 whole recording onto `length` samples instead. A sample is taken to hold until the next one (one median interval
 past the last sample); times outside the recording are filled with 0 (`pad="zero"`) or the nearest value
-(`pad="edge"`). Rows with a missing time are dropped, rows are sorted by time, and NaN values are interpolated over
-per channel.
+(`pad="edge"`). Rows with a missing time are dropped, the remaining times must increase strictly (an out-of-order or
+repeated time is an error naming the sample), and NaN values are interpolated over per channel.
 
 Inputs:
 * CSV with a header: channel columns by name (`ax ay az gx gy gz`, `acc_x`/`accel_x`/`accl_x`..., `gyro_x`/`gyr_x`...,
@@ -170,10 +170,11 @@ def _clean_series(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         raise ItemError("time stamps must be finite, found an infinite one")
     keep = np.isfinite(t)
     t, x = t[keep], x[keep]
-    order = np.argsort(t, kind="stable")
-    t, x = t[order], x[order]
-    first = np.concatenate(([True], np.diff(t) > 0))  # duplicate time stamps: keep the first row
-    t, x = t[first], x[first]
+    back = np.flatnonzero(np.diff(t) <= 0)  # re-ordering or dropping rows would hide a broken recording
+    if back.size:
+        i = int(back[0]) + 1
+        raise ItemError(f"time stamps must increase: sample {i} is at {t[i]:.6g} s after {t[i - 1]:.6g} s "
+                        f"({back.size} such samples)")  # fmt: skip
     if len(t) < 2:
         raise ItemError(f"need at least 2 samples with distinct times, got {len(t)}")
     return t, x

@@ -107,7 +107,7 @@ def resample_many(waveforms: list[torch.Tensor], orig_freq: int, new_freq: int) 
     if int(orig_freq) == int(new_freq):
         return list(waveforms)
     signals = [row for w in waveforms for row in w.reshape(-1, w.shape[-1])]
-    outs, piece, size = [], [], 0
+    outs, piece, size = [], list[torch.Tensor](), 0
     for x in signals + [None]:  # greedily pack signals into pieces of about PIECE samples
         if piece and (x is None or size + x.shape[0] > PIECE):
             outs += _resample_packed(piece, int(orig_freq), int(new_freq))

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 from itertools import accumulate, chain
+from typing import Literal, overload
 
 import ftfy
 import numpy as np
@@ -182,6 +183,12 @@ def get_tokenizer() -> Tokenizer:
     return Tokenizer()
 
 
+@overload
+def tokenize(
+    texts: str | Sequence[str], context_length: int = ..., errors: Literal["raise"] = ...
+) -> torch.Tensor: ...
+@overload
+def tokenize(texts: str | Sequence[str], context_length: int = ..., errors: str = ...) -> torch.Tensor | LoadResult: ...
 def tokenize(
     texts: str | Sequence[str], context_length: int = 77, errors: str = "raise"
 ) -> torch.Tensor | LoadResult:

@@ -199,7 +199,7 @@ def _decode_seeking(src: Any, keep: set[int], times: tuple[list[int], list[int]]
         stream = _strict(container.streams.video[0])
         for index in sorted(keep):
             target, frame = pts[index], None
-            if decoding is None or bisect_right(keys, target) > bisect_right(keys, last):
+            if decoding is None or last is None or bisect_right(keys, target) > bisect_right(keys, last):
                 container.seek(
                     target, backward=True, any_frame=False, stream=stream
                 )  # to the keyframe before

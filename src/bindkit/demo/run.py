@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from bindkit.data import tokenize
 from bindkit.hub import default_cache_dir
 from bindkit.model import ImageBind
 from bindkit.train.build import set_encoder_config
+from bindkit.train.engine import RunResult
 
 from . import report, robustness, scores
 from .data import DemoData, build_data
@@ -96,10 +98,18 @@ def latest_run(root: Path | None = None) -> Path:
     raise FileNotFoundError(f"no demo run under {link.parent}: run `bindkit demo` first")
 
 
+class DemoStopped(RuntimeError):
+    """A training stage was stopped (its `stop` event was set) before it finished; it left a checkpoint."""
+
+
 def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, progress: bool = True,
-             settings: DemoSettings | None = None, apps: bool | None = None) -> DemoResult:  # fmt: skip
+             settings: DemoSettings | None = None, apps: bool | None = None,
+             stop: threading.Event | None = None) -> DemoResult:  # fmt: skip
     """Run the whole demo offline and write its run directory; `settings` overrides the full/quick preset, `apps`
-    the preset's choice of the applications stage."""
+    the preset's choice of the applications stage.
+
+    Setting `stop` (e.g. from `bindkit.process.stop_on(SIGTERM)`) ends the current training stage at a checkpoint
+    and raises `DemoStopped` naming the stage; later stages never start."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     s = settings or PRESETS["quick" if quick else "full"]
@@ -111,30 +121,28 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("world", bar):
         data = build_data(demo_config(), s.n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
     with clock.stage("anchor", bar):
-        anchor = train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed, progress)
+        anchor, _ = _finished("anchor", train_anchor(data.train_inputs, s.anchor, run / "train" / "anchor", seed,
+                                                     progress, stop))  # fmt: skip
     with clock.stage("bind", bar):
-        bound = train_bound(
-            data.train_inputs, anchor.model_dir, s.bind, run / "train" / "bind", seed, progress
-        )
+        _, bound = _finished("bind", train_bound(data.train_inputs, anchor, s.bind, run / "train" / "bind", seed,
+                                                 progress, stop=stop))  # fmt: skip
     with clock.stage("text-paired", bar):
-        paired = train_bound(data.train_inputs, anchor.model_dir, s.text_paired, run / "train" / "text_paired", seed,
-                             progress, via="text")  # fmt: skip
+        _, paired = _finished("text-paired", train_bound(data.train_inputs, anchor, s.text_paired,
+                                                         run / "train" / "text_paired", seed, progress, "text", stop))  # fmt: skip
     with clock.stage("files", bar):
-        model_dir = save_demo_model(bound.model, data, run / "model")
-        save_demo_model(paired.model, data, run / "text_paired" / "model")
+        model_dir = save_demo_model(bound, data, run / "model")
+        save_demo_model(paired, data, run / "text_paired" / "model")
         paths = write_splits(data, run)
         _tidy(run)
     with clock.stage("evaluate", bar):
-        test, probe = (read_split(paths[k], bound.model.config) for k in ("test", "probe"))
-        result = evaluate(bound.model, paired.model, test, probe, s)
-        model = bound.model
-        assert model is not None  # the run trained it
+        test, probe = (read_split(paths[k], bound.config) for k in ("test", "probe"))
+        result = evaluate(bound, paired, test, probe, s)
         result["audio_robustness"] = robustness.audio_robustness(
-            model, scores.class_embeddings(model), data.test, data.engine_test, seed
+            bound, scores.class_embeddings(bound), data.test, data.engine_test, seed
         )
     if apps:
         with clock.stage("applications", bar):
-            result["applications"] = run_applications(run, s, seed, bound.model)
+            result["applications"] = run_applications(run, s, seed, bound)
     with clock.stage("report", bar):
         result |= {"settings": _settings(s, seed, data), "timings_s": clock.times, "run_dir": str(run),
                    "load_average": {"start": load0, "end": _load()}, "targets": targets(result)}  # fmt: skip
@@ -147,6 +155,14 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     return DemoResult(
         run, model_dir, out["md"], out["json"], paths["test"], result, result["timings_s"]["total"]
     )
+
+
+def _finished(stage: str, result: RunResult) -> tuple[Path, ImageBind]:
+    """(saved model folder, trained model) of a stage that ran to the end; `DemoStopped` naming it otherwise."""
+    if result.stopped or result.model_dir is None or result.model is None:
+        raise DemoStopped(f"stopped during stage {stage!r} at step {result.step}/{result.total_steps}; its "
+                          f"checkpoint is {result.checkpoint}; later stages did not run ({result.run_dir.parent})")
+    return result.model_dir, result.model
 
 
 def run_applications(run: Path, s: DemoSettings, seed: int, model: ImageBind | None = None) -> dict[str, Any]:
@@ -180,7 +196,7 @@ def apps_only(run_dir: Path, quick: bool = False) -> DemoResult:
 class Clock:
     """Wall time per stage, and the stage shown on the progress bar."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
     def stage(self, name: str, bar: tqdm):
@@ -270,4 +286,4 @@ def _load() -> list[float] | None:
         return None
 
 
-__all__ = ["DemoResult", "apps_only", "default_run_root", "latest_run", "point_latest", "run_demo"]
+__all__ = ["DemoResult", "DemoStopped", "apps_only", "default_run_root", "latest_run", "point_latest", "run_demo"]

@@ -7,6 +7,8 @@ an embedding-arithmetic query (the surface seen in an image + the digit spoken i
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -48,7 +50,7 @@ def zero_shot_table(emb: dict[str, torch.Tensor], paired: dict[str, torch.Tensor
     """Per modality: emergent top-1/top-5 (and text-paired top-1 for the bound modalities), in %."""
     out = {}
     for m in ("image", "video", "audio", "depth", "thermal", "imu"):
-        row = {"emergent": zero_shot(emb[m], y, cls)}
+        row: dict[str, Any] = {"emergent": zero_shot(emb[m], y, cls)}
         if m in paired:
             row["text_paired"] = zero_shot(paired[m], y, cls_paired)
             row["gap"] = row["text_paired"]["top1"] - row["emergent"]["top1"]
@@ -98,9 +100,9 @@ def arithmetic_query(image: torch.Tensor, audio: torch.Tensor, surface: list[str
         ("image", image[qi]),
         ("audio", audio[qj]),
     ):
-        _, idx = nearest(q, image, k + 1)
+        _, ranked = nearest(q, image, k + 1)
         idx = np.stack(
-            [row[row != i][:k] for row, i in zip(idx.numpy(), qi, strict=True)]
+            [row[row != i][:k] for row, i in zip(ranked.numpy(), qi, strict=True)]
         )  # drop the query image
         out[name] = share_with_attributes(idx, [surf, digit], want)
     both = (surf[None, :] == want[0][:, None]) & (digit[None, :] == want[1][:, None])

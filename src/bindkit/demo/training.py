@@ -12,7 +12,9 @@ from 10% to 78%; thermal binding from 60% to 76%. Tokens still see colour and te
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -50,18 +52,22 @@ STEMS = {"vision": mean_free_, "thermal": mean_free_, "depth": plane_blind_}
 
 def constrain_stems(trainer: Trainer) -> list[str]:
     """Apply `STEMS` to the stems this run trains, now and after every optimizer step; returns those modalities."""
-    todo = [(m, fn, trainer.model.encoders[m].stem.proj.weight) for m, fn in STEMS.items()
+    todo = [(m, fn, trainer.model.get_parameter(f"encoders.{m}.stem.proj.weight")) for m, fn in STEMS.items()
             if trainer.modes.get(m) == "train"]  # fmt: skip
     for _, fn, w in todo:
         fn(w)
+
+    def constrain(*_: Any) -> None:  # an optimizer step post-hook
+        for _m, fn, w in todo:
+            fn(w)
+
     if todo:
-        trainer.optimizer.register_step_post_hook(lambda *_: [fn(w) for _, fn, w in todo])
+        trainer.optimizer.register_step_post_hook(constrain)
     return [m for m, _, _ in todo]
 
 
-def _run(
-    pairs: list[PairConfig], phase: Phase, run_dir: Path, seed: int, progress: bool, **extra
-) -> RunResult:
+def _run(pairs: list[PairConfig], phase: Phase, run_dir: Path, seed: int, progress: bool,
+         stop: threading.Event | None = None, **extra) -> RunResult:  # fmt: skip
     """One `bindkit.train` run on CPU with the demo's model config; checkpoints only at the end."""
     register_demo_config()
     cfg = TrainConfig(pairs=pairs, model=DEMO_CONFIG, run_dir=str(run_dir), steps=phase.steps,
@@ -69,7 +75,7 @@ def _run(
                       keep_checkpoints=1, progress=progress, cache_dir=str(run_dir.parent / "cache"), **extra)  # fmt: skip
     trainer = Trainer(cfg)
     constrain_stems(trainer)
-    return trainer.run()
+    return trainer.run(stop)
 
 
 def _pair(anchor: str, other: str, a: torch.Tensor, b: torch.Tensor, phase: Phase, tau) -> PairConfig:
@@ -82,18 +88,18 @@ def _pair(anchor: str, other: str, a: torch.Tensor, b: torch.Tensor, phase: Phas
 
 
 def train_anchor(inputs: dict[str, torch.Tensor], phase: Phase, run_dir: Path, seed: int = 0,
-                 progress: bool = True) -> RunResult:  # fmt: skip
+                 progress: bool = True, stop: threading.Event | None = None) -> RunResult:  # fmt: skip
     """CLIP-style image-text training from scratch, both towers open, learnable temperature."""
     pair = _pair("vision", "text", inputs["vision"], inputs["text"], phase, "learnable")
-    return _run([pair], phase, run_dir, seed, progress, encoders={"vision": "train", "text": "train"})
+    return _run([pair], phase, run_dir, seed, progress, stop, encoders={"vision": "train", "text": "train"})
 
 
 def train_bound(inputs: dict[str, torch.Tensor], anchor: Path, phase: Phase, run_dir: Path, seed: int = 0,
-                progress: bool = True, via: str = "vision") -> RunResult:  # fmt: skip
+                progress: bool = True, via: str = "vision", stop: threading.Event | None = None) -> RunResult:  # fmt: skip
     """Train audio, depth, thermal and IMU against the frozen `via` encoder (vision: the paper's emergent binding;
     text: the text-paired comparison) of the anchor model in folder `anchor`; one pair per step."""
     pairs = [
         _pair(via, m, inputs[via], inputs[m], phase, phase.temperature.get(m, DEFAULT_TAU)) for m in BOUND
     ]
-    return _run(pairs, phase, run_dir, seed, progress, init=str(anchor),
+    return _run(pairs, phase, run_dir, seed, progress, stop, init=str(anchor),
                 encoders={"vision": "frozen", "text": "frozen"})  # fmt: skip

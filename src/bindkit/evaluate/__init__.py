@@ -6,11 +6,12 @@ Protocols are model-agnostic (embeddings in, percentages out):
     retrieval(queries, keys, relevant)                     Recall@K, CLIP_benchmark convention
     few_shot(train_emb, train_y, test_emb, test_y, shots=(1, 2, 4, 8), seeds=(0, 1, 2))
     compose / nearest / share_with_attributes / arithmetic embedding arithmetic, fuse(a, b, (0.95, 0.05))
-`run_eval(tasks, root, model)` runs named tasks (`evaluate.tasks.TASKS`) end to end.
+`run_eval(EvalConfig(tasks, root, model))` runs named tasks (`evaluate.tasks.TASKS`) end to end.
 """
 
 from bindkit.evaluate.arithmetic import arithmetic, compose, fuse, nearest, share_with_attributes
 from bindkit.evaluate.cache import EmbeddingCache
+from bindkit.evaluate.config import EvalConfig
 from bindkit.evaluate.fewshot import (
     PAPER_SETTINGS,
     LinearProbes,
@@ -41,7 +42,7 @@ from bindkit.evaluate.zeroshot import (
 )
 
 __all__ = [
-    "PAPER_SETTINGS", "TASKS", "EmbeddingCache", "EvalDataset", "Item", "LinearProbes", "ProbeSettings", "arithmetic",
+    "PAPER_SETTINGS", "TASKS", "EmbeddingCache", "EvalConfig", "EvalDataset", "Item", "LinearProbes", "ProbeSettings", "arithmetic",
     "average_precision", "caption_retrieval", "class_embeddings", "compose", "cosine_scores", "default_templates",
     "few_shot", "flatten_captions", "fuse", "load_class_names", "load_templates", "mean_average_precision",
     "mean_per_class_recall", "nearest", "recall_at_k", "retrieval", "run_eval", "sample_shots", "settings_for",

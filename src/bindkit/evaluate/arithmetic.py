@@ -30,6 +30,7 @@ def compose(embs: Sequence, weights: Sequence[float] | None = None, normalize: b
     if len({p.shape for p in parts}) != 1:
         raise ValueError(f"embeddings differ in shape: {[tuple(p.shape) for p in parts]}")
     out = sum(w * p for w, p in zip(weights, parts, strict=True))
+    assert isinstance(out, torch.Tensor)  # at least one embedding (checked above)
     return torch.nn.functional.normalize(out, dim=-1).float() if normalize else out.float()
 
 

@@ -117,7 +117,7 @@ class EmbeddingCache:
                 raise ValueError(f"compute returned shape {new.shape} for {len(part)} items")
             good = np.isfinite(new).all(1)  # rows that failed to load (NaN) are not stored: retried next time
             if good.any():
-                self._store(model_id, namespace, [k for k, g in zip(part, good, strict=True) if g], new[good])
+                self._store(model_id, namespace, [part[j] for j in np.flatnonzero(good)], new[good])
             fresh.update(zip(part, new, strict=True))
         if not keys:
             return np.zeros((0, 0), np.float32), CacheStats()

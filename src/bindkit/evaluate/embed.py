@@ -7,9 +7,9 @@ keywords) goes to the loader of its modality with the sizes of the model's confi
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -19,6 +19,15 @@ from tqdm.auto import tqdm
 from bindkit.config import canonical
 from bindkit.evaluate.cache import CacheStats, EmbeddingCache, sha256_text
 from bindkit.evaluate.readers.base import EvalDataset, Item
+
+
+@runtime_checkable
+class Encodes(Protocol):
+    """What `Embedder` needs of a model (an `ImageBind`, or any module with this method)."""
+
+    def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{encoder: batch} -> {encoder: (B, D) unit rows}."""
+        ...
 
 
 def _encoder_config(model: Any, encoder: str):
@@ -39,7 +48,8 @@ class _IMUFiles:
     """Parsed IMU files, the last few kept: windows of one recording are loaded one after another."""
 
     def __init__(self, keep: int = 4):
-        self.keep, self.table = keep, {}
+        self.keep = keep
+        self.table: dict[Path, tuple[np.ndarray | None, np.ndarray]] = {}  # path -> (times or None, [T, 6])
 
     def window(self, item: Item) -> bytes:
         """The rows of `item.window` (plus one on each side) as .npz bytes holding `t` (s) and `imu` [T, 6]."""
@@ -53,6 +63,8 @@ class _IMUFiles:
         t, x = self.table[item.path]
         if t is None:
             raise ValueError("the file has no time stamps, so a time window cannot be cut from it")
+        if item.window is None:
+            raise ValueError("the item has no time window to cut")
         start, end = item.window
         inside = np.nonzero((t >= start) & (t < end))[0]
         if len(inside) < 2 or t[inside[-1]] - t[inside[0]] < 0.5 * (end - start):
@@ -89,19 +101,23 @@ def load_items(
 ):
     """Model input for items of one modality via `bindkit.data.load` (sizes and constants from the model's config):
     a tensor, or with errors="skip" a `LoadResult` whose skipped indices refer to `items`."""
-    from bindkit import data
+    import bindkit.data as data
 
     config = getattr(model, "config", None)
     kw: dict[str, Any] = {}
+    prep: Callable[[Item], Any]
     if modality in ("vision", "thermal"):
         prep = _crop
     elif modality == "imu" and items and items[0].window is not None:
         imu = imu or _IMUFiles()
         prep = imu.window
-        spans = {round(it.window[1] - it.window[0], 9) for it in items}
+        windows = [it.window for it in items if it.window is not None]
+        if len(windows) != len(items):
+            raise ValueError("IMU items of one batch mix time windows and whole files")
+        spans = {round(w[1] - w[0], 9) for w in windows}
         if len(spans) != 1:
             raise ValueError(f"IMU windows of one batch differ in length: {sorted(spans)}")
-        kw = {"start": [it.window[0] for it in items], "duration": spans.pop()}
+        kw = {"start": [w[0] for w in windows], "duration": spans.pop()}
     else:
         prep = lambda it: it.path  # noqa: E731
     if (
@@ -128,7 +144,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Encodes,
         model_id: str,
         cache: EmbeddingCache | None = None,
         device: str | torch.device = "cpu",
@@ -154,7 +170,7 @@ class Embedder:
 
     def texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit text embeddings (N, D)."""
-        from bindkit import data
+        import bindkit.data as data
 
         enc = _encoder_config(self.model, "text")
         length = enc.input_shape[0] if enc is not None and enc.input_shape else 77
@@ -171,9 +187,9 @@ class Embedder:
 
     def dataset(self, ds: EvalDataset) -> tuple[np.ndarray, list[int]]:
         """Unit embeddings of the loadable items (M, D) and their positions; failures go to `ds.missing`."""
-        from bindkit import __version__
+        from bindkit.version import __version__
 
-        enc, failed, imu = canonical(ds.modality), {}, _IMUFiles()
+        enc, failed, imu = canonical(ds.modality), dict[int, str](), _IMUFiles()
 
         def compute(pos: list[int]) -> np.ndarray:
             got: dict[int, np.ndarray] = {}

@@ -27,6 +27,9 @@ def scored_items(ds: EvalDataset) -> list[int]:
 def zeroshot_protocol(ds: EvalDataset, emb: np.ndarray, encode_text: EncodeText, templates=None) -> dict:
     """Zero-shot metrics; ESC-50 style datasets with folds get per-fold results and their mean."""
     idx = scored_items(ds)
+    if ds.labels is None:
+        raise ValueError(f"{ds.name}: zero-shot classification needs labels ({ds.kind} dataset)")
+    assert ds.prompt_names is not None  # EvalDataset.__post_init__ fills it from class_names
     class_emb, groups = class_embeddings(encode_text, ds.prompt_names, templates)
     multilabel = ds.kind == "multilabel"
     labels = [ds.labels[i] for i in idx]
@@ -47,6 +50,8 @@ def retrieval_protocol(
 ) -> dict:
     """Text->item and item->text Recall@K with every caption a query."""
     idx = scored_items(ds)
+    if ds.captions is None:
+        raise ValueError(f"{ds.name}: retrieval needs captions ({ds.kind} dataset)")
     texts, owner = flatten_captions([ds.captions[i] for i in idx])
     return caption_retrieval(emb[idx], encode_text(texts), owner, ks)
 
@@ -92,6 +97,8 @@ def pair_protocol(
 ) -> dict:
     """Cross-modal retrieval between two labelled sets; a gallery item is relevant when its class name matches."""
     iq, ig = scored_items(ds_q), scored_items(ds_g)
+    if ds_q.labels is None or ds_g.labels is None:
+        raise ValueError(f"{ds_q.name} / {ds_g.name}: cross-modal retrieval by class needs labels on both")
     yq = np.asarray([ds_q.class_names[ds_q.labels[i]] for i in iq])
     yg = np.asarray([ds_g.class_names[ds_g.labels[i]] for i in ig])
     rel = yq[:, None] == yg[None, :]

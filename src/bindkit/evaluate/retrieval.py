@@ -42,7 +42,7 @@ def retrieval(queries, keys, relevant, ks: Sequence[int] = (1, 5, 10), chunk: in
 
 def flatten_captions(captions: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
     """All captions in one list and, for each, the index of its item (its text->item ground truth)."""
-    texts, owner = [], []
+    texts, owner = list[str](), []
     for i, caps in enumerate(captions):
         if not caps:
             raise ValueError(f"item {i} has no caption")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,11 +19,13 @@ import torch
 from bindkit.config import canonical
 from bindkit.evaluate import protocols as P
 from bindkit.evaluate.cache import EmbeddingCache
-from bindkit.evaluate.embed import Embedder
+from bindkit.evaluate.config import EvalConfig, Roots
+from bindkit.evaluate.embed import Embedder, Encodes
 from bindkit.evaluate.readers.base import EvalDataset
 from bindkit.evaluate.report import format_report, table2, write_json
 from bindkit.evaluate.tasks import TaskSpec, get_task
 from bindkit.evaluate.zeroshot import load_class_names, load_templates
+from bindkit.resolve import load, spec_kind
 
 # SHA-256 of the released imagebind_huge.pth (reference §D); paper numbers are shown only for these weights.
 OFFICIAL_SHA256 = "d6f6c22bedcc90708448d5d2fbb7b2db9c73f505dc89bd0b2e09b23af1b62157"
@@ -31,7 +34,7 @@ OFFICIAL_LOCATIONS = (
     Path.home() / ".cache/bindkit/imagebind_huge.pth",
 )
 
-Roots = str | Path | Sequence[str | Path] | Mapping[str, Any]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def task_roots(tasks: Sequence[str], root: Roots) -> dict[str, list[Path]]:
@@ -79,46 +82,39 @@ def read_task(spec: TaskSpec, roots: list[Path], options: dict[str, Any]) -> lis
 
 
 def resolve_model(
-    model: str | Path | torch.nn.Module,
-    modalities: list[str],
-    cache: EmbeddingCache | None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
-    checkpoint: str | Path | None = None,
-    model_id: str | None = None,
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """(model, {"id", "label", "official"}) from a module, a `save_model` folder, an official `.pth`, or a name."""
-    import bindkit
-
-    hasher = cache or EmbeddingCache()  # hashing files needs only the memo, not stored embeddings
+    cfg: EvalConfig, modalities: list[str], hasher: EmbeddingCache
+) -> tuple[Encodes, dict[str, Any]]:
+    """(model, {"id", "label", "official"}) via `bindkit.load`; a config name means its official weights here."""
+    model, dtype = cfg.model, compute_dtype(cfg.dtype)
     if isinstance(model, torch.nn.Module):
-        mid = model_id or "module-" + state_dict_hash(model)[:24]
-        return model.to(device).eval(), {"id": mid, "label": type(model).__name__, "official": False}
-    path = Path(model)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".json"))
-        mid = (
-            model_id
-            or "dir-" + hashlib.sha256("".join(hasher.file_hash(p) for p in files).encode()).hexdigest()[:24]
-        )
-        m = bindkit.load_model(path, modalities=modalities, device=device, dtype=dtype)
-        return m, {"id": mid, "label": str(path), "official": False}
-    if path.suffix in (".pth", ".pt") or str(model) in bindkit.list_configs():
-        config = bindkit.get_config(str(model)) if str(model) in bindkit.list_configs() else None
-        ckpt = (
-            Path(checkpoint) if checkpoint else (path if path.suffix in (".pth", ".pt") else _find_official())
-        )
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"checkpoint {ckpt} not found")
-        digest = hasher.file_hash(ckpt)
-        m = bindkit.load_official_checkpoint(
-            ckpt, config=config, modalities=modalities, device=device, dtype=dtype
-        )
-        official = digest == OFFICIAL_SHA256
-        return m, {"id": model_id or "pth-" + digest[:24], "label": f"{model} ({ckpt})", "official": official}
-    raise FileNotFoundError(
-        f"model {model!r} is not a module, a model folder, a .pth file or a known config name"
-    )
+        if not isinstance(model, Encodes):
+            raise TypeError(f"{type(model).__name__} has no encode({{encoder: batch}}) method to embed with")
+        mid = cfg.model_id or "module-" + state_dict_hash(model)[:24]
+        net = load(model, device=cfg.device)
+        return net, {"id": mid, "label": type(model).__name__, "official": False}
+    kind = spec_kind(model)
+    if kind == "folder":
+        files = sorted(p for p in Path(model).iterdir() if p.suffix in (".safetensors", ".json"))
+        digest = hashlib.sha256("".join(hasher.file_hash(p) for p in files).encode()).hexdigest()
+        net = load(model, modalities, cfg.device, dtype)
+        return net, {"id": cfg.model_id or "dir-" + digest[:24], "label": str(model), "official": False}
+    name = str(model) if kind == "config" else None
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else Path(model) if kind == "pth" else _find_official()
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt} not found")
+    digest = hasher.file_hash(ckpt)
+    net = load(ckpt, modalities, cfg.device, dtype, config=name)
+    info = {"id": cfg.model_id or "pth-" + digest[:24], "label": f"{model} ({ckpt})", "official": digest == OFFICIAL_SHA256}
+    return net, info
+
+
+def compute_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
+    """The torch dtype of `EvalConfig.dtype` ("fp32", "bf16", their long names, or a dtype); None keeps the model's."""
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r}: expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
 
 
 def _find_official() -> Path:
@@ -139,72 +135,50 @@ def state_dict_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def run_eval(
-    tasks: Sequence[str],
-    root: Roots,
-    model: str | Path | torch.nn.Module,
-    *,
-    out: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
-    batch_size: int = 32,
-    templates: str | Path | Sequence[str] | None = None,
-    class_names: str | Path | None = None,
-    modality: str | Sequence[str] | None = None,
-    shots: Sequence[int] = (1, 2, 4, 8),
-    seeds: Sequence[int] = (0, 1, 2),
-    fusion_weights: tuple[float, float] = (0.95, 0.05),
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-    checkpoint: str | Path | None = None,
-    model_id: str | None = None,
-    on_error: str = "raise",
-    limit: int | None = None,
-    compare_paper: bool | None = None,
-    progress: bool = True,
-    verbose: bool = True,
-) -> dict[str, Any]:
-    """Evaluate `model` on `tasks` (names in `evaluate.tasks.TASKS`); prints a table, writes JSON to `out`.
+def run_eval(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate `cfg.model` on `cfg.tasks` (names in `evaluate.tasks.TASKS`); prints a table, writes JSON to `out`.
 
     Paper numbers appear beside ours when the weights are the released imagebind_huge checkpoint (checked by its
     SHA-256), or when `compare_paper=True` (e.g. for an official model passed in as a module)."""
-    specs = [get_task(t) for t in tasks]
-    tmpl = load_templates(templates)
-    names = load_class_names(class_names) if class_names else None
-    generic = {"modality": modality, "class_names": names}
-    datasets = _read_all(specs, task_roots(list(tasks), root), options or {}, generic, limit)
-    cache = EmbeddingCache(cache_dir) if use_cache else None
-    needed = sorted({canonical(d.modality) for dss in datasets.values() for d in dss} | {"text"})
-    if any(s.name == "msrvtt-av" for s in specs):
-        needed = sorted(set(needed) | {"audio", "vision"})
-    net, info = resolve_model(model, needed, cache, device, dtype, checkpoint, model_id)
-    if compare_paper is not None:
-        info["official"] = compare_paper
-    emb = Embedder(net, info["id"], cache, device, dtype, batch_size, on_error, progress)
-    results = {}
-    for spec in specs:
-        t0, before = time.perf_counter(), (emb.stats.hits, emb.stats.misses)
-        metrics, ds = _run_task(spec, datasets[spec.name], emb, tmpl, shots, seeds, fusion_weights)
-        results[spec.name] = {
-            "description": spec.description, "metric": spec.metric, "paper": spec.paper if info["official"] else {},
-            "dataset": ds.summary() | {"missing_examples": ds.missing[:5]}, "metrics": metrics,
-            "seconds": time.perf_counter() - t0,
-            "cache": {"hits": emb.stats.hits - before[0], "misses": emb.stats.misses - before[1]},
-        }  # fmt: skip
+    specs = [get_task(t) for t in cfg.tasks]
+    tmpl = load_templates(cfg.templates)
+    generic = {"modality": cfg.modality, "class_names": load_class_names(cfg.class_names) if cfg.class_names else None}
+    datasets = _read_all(specs, task_roots(list(cfg.tasks), cfg.root), cfg.options, generic, cfg.limit)
+    cache = EmbeddingCache(cfg.cache_dir) if cfg.cache else None
+    needed = {canonical(d.modality) for dss in datasets.values() for d in dss}
+    needed |= {e for s in specs for e in s.encoders}  # what each task's protocol embeds beyond its data
+    net, info = resolve_model(cfg, sorted(needed), cache or EmbeddingCache())  # hashing needs only the memo
+    if cfg.compare_paper is not None:
+        info["official"] = cfg.compare_paper
+    emb = Embedder(net, info["id"], cache, cfg.device, compute_dtype(cfg.dtype), cfg.batch_size, cfg.on_error, cfg.progress)
+    results = {s.name: _task_result(s, datasets[s.name], emb, tmpl, cfg, info["official"]) for s in specs}
     report = {
         "model": info, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "settings": {"templates": len(tmpl), "batch_size": batch_size, "device": str(device), "shots": list(shots),
-                     "seeds": list(seeds), "fusion_weights": list(fusion_weights), "limit": limit},
+        "settings": {"templates": len(tmpl), "batch_size": cfg.batch_size, "device": str(cfg.device),
+                     "shots": list(cfg.shots), "seeds": list(cfg.seeds), "fusion_weights": list(cfg.fusion_weights),
+                     "limit": cfg.limit},
         "tasks": results, "table2": table2(results),
     }  # fmt: skip
-    if verbose:
+    if cfg.verbose:
         print(format_report(report))
-    if out is not None:
-        path = write_json(report, out)
-        if verbose:
+    if cfg.out is not None:
+        path = write_json(report, cfg.out)
+        if cfg.verbose:
             print(f"results written to {path}")
     return report
+
+
+def _task_result(spec: TaskSpec, dss: list[EvalDataset], emb: Embedder, tmpl: list[str], cfg: EvalConfig,
+                 official: bool) -> dict[str, Any]:  # fmt: skip
+    """One task's entry of the report: its metrics, dataset summary, time and cache use."""
+    t0, before = time.perf_counter(), (emb.stats.hits, emb.stats.misses)
+    metrics, ds = _run_task(spec, dss, emb, tmpl, cfg.shots, cfg.seeds, cfg.fusion_weights)
+    return {
+        "description": spec.description, "metric": spec.metric, "paper": spec.paper if official else {},
+        "dataset": ds.summary() | {"missing_examples": ds.missing[:5]}, "metrics": metrics,
+        "seconds": time.perf_counter() - t0,
+        "cache": {"hits": emb.stats.hits - before[0], "misses": emb.stats.misses - before[1]},
+    }  # fmt: skip
 
 
 def _read_all(specs, roots, options, generic, limit) -> dict[str, list[EvalDataset]]:
@@ -212,7 +186,7 @@ def _read_all(specs, roots, options, generic, limit) -> dict[str, list[EvalDatas
     out = {}
     for spec in specs:
         opts = dict(options.get(spec.name, {}))
-        if spec.reader.__name__ in ("read_folder", "read_labels_csv"):  # the generic readers take these
+        if "class_names" in inspect.signature(spec.reader).parameters:  # the generic readers take these
             opts = {**generic, **opts}
         dss = read_task(spec, roots[spec.name], opts)
         out[spec.name] = [d.subset(list(range(min(limit, len(d))))) if limit else d for d in dss]

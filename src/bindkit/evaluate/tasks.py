@@ -18,7 +18,8 @@ TABLE2_COLUMNS = ("MSR-VTT", "NYU-D", "SUN-D", "AS-A", "VGGS", "ESC", "LLVIP", "
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: its reader, protocol, headline metric, Table 2 column and the paper's numbers."""
+    """One task: its reader, protocol, headline metric, Table 2 column, the paper's numbers, and the encoders its
+    protocol uses beyond its data's own (text for class prompts and captions)."""
 
     name: str
     reader: Callable[..., R.EvalDataset]
@@ -28,14 +29,16 @@ class TaskSpec:
     paper: dict[str, float] = field(default_factory=dict)
     reader_kwargs: dict = field(default_factory=dict)
     description: str = ""
+    encoders: tuple[str, ...] = ("text",)
 
 
 _T2I = "text_to_item"
+_NONE: tuple[str, ...] = ()  # linear probes and item-to-item retrieval embed only the data
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     TaskSpec("esc50", R.read_esc50, "zeroshot", "top1", "ESC", {"top1": 66.9},
              description="ESC-50 audio, 50 classes, mean over the 5 folds"),
     TaskSpec("esc50-fewshot", R.read_esc50, "fewshot", "k=1.mean",
-             description="ESC-50 linear probes, fold 1 tested, shots from folds 2-5 (paper Fig. 3)"),
+             encoders=_NONE, description="ESC-50 linear probes, fold 1 tested, shots from folds 2-5 (paper Fig. 3)"),
     TaskSpec("clotho", R.read_clotho, "retrieval", f"{_T2I}.R@1", None,
              {f"{_T2I}.R@1": 6.0, f"{_T2I}.R@10": 28.4}, description="Clotho eval, text->audio, 5 captions"),
     TaskSpec("audiocaps", R.read_audiocaps, "retrieval", f"{_T2I}.R@1", None,
@@ -49,7 +52,7 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     TaskSpec("sund", R.read_sund, "zeroshot", "top1", "SUN-D", {"top1": 35.1},
              description="SUN RGB-D depth, 19 scenes"),
     TaskSpec("sund-fewshot", R.read_sund, "fewshot", "k=1.mean",
-             description="SUN-D linear probes, train/test split (paper Fig. 3)"),
+             encoders=_NONE, description="SUN-D linear probes, train/test split (paper Fig. 3)"),
     TaskSpec("llvip", R.read_llvip, "zeroshot", "top1", "LLVIP", {"top1": 63.4},
              description="LLVIP infrared crops, person vs background"),
     TaskSpec("ego4d", R.read_ego4d, "zeroshot", "top1", "Ego4D", {"top1": 25.0},
@@ -61,18 +64,18 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
              description="MSR-VTT 1k-A, text->audio track"),
     TaskSpec("msrvtt-av", R.read_msrvtt, "fusion", f"{_T2I}.R@1", None,
              {f"{_T2I}.R@1": 36.8, f"{_T2I}.R@5": 61.8, f"{_T2I}.R@10": 70.0},
-             description="MSR-VTT 1k-A, text->(0.95 video + 0.05 audio)"),
+             encoders=("text", "vision", "audio"), description="MSR-VTT 1k-A, text->(0.95 video + 0.05 audio)"),
     TaskSpec("folder", R.read_folder, "zeroshot", "top1",
              description="any folder per class (or train/ and test/ of them), zero-shot"),
     TaskSpec("csv", R.read_labels_csv, "zeroshot", "top1", description="a CSV of file,label, zero-shot"),
     TaskSpec("folder-fewshot", R.read_folder, "fewshot", "k=1.mean",
-             description="folder with train/ and test/ class folders, linear probes"),
+             encoders=_NONE, description="folder with train/ and test/ class folders, linear probes"),
     TaskSpec("folder-pair", R.read_folder, "pair", "R@1",
-             description="two class folders (query, gallery): retrieval, relevant = same class"),
+             encoders=_NONE, description="two class folders (query, gallery): retrieval, relevant = same class"),
     TaskSpec("csv-fewshot", R.read_labels_csv, "fewshot", "k=1.mean",
-             description="a CSV of file,label,split (train rows give the shots), linear probes"),
+             encoders=_NONE, description="a CSV of file,label,split (train rows give the shots), linear probes"),
     TaskSpec("csv-pair", R.read_labels_csv, "pair", "R@1",
-             description="two CSVs of file,label (query, gallery): retrieval, relevant = same class"),
+             encoders=_NONE, description="two CSVs of file,label (query, gallery): retrieval, relevant = same class"),
 ]}  # fmt: skip
 
 

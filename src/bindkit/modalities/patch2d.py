@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -17,7 +19,8 @@ class Patch2dStem(ConfigStem):
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__(cfg)
-        self.proj = nn.Conv2d(1, cfg.width, kernel_size=cfg.kernel, stride=cfg.stride, bias=False)
+        self.proj = nn.Conv2d(1, cfg.width, kernel_size=cast(tuple[int, int], cfg.kernel),  # config: 2-D pairs
+                              stride=cast(tuple[int, int], cfg.stride), bias=False)  # fmt: skip
         self.norm = nn.LayerNorm(cfg.width, eps=1e-5)
         self.prefix = TokenPrefix(cfg, resizable=self.resizable)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,8 @@ class VisionStem(ConfigStem):
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__(cfg)
-        self.proj = nn.Conv3d(3, cfg.width, kernel_size=cfg.kernel, stride=cfg.stride, bias=False)
+        self.proj = nn.Conv3d(3, cfg.width, kernel_size=cast(tuple[int, int, int], cfg.kernel),  # config: (T, p, p)
+                              stride=cast(tuple[int, int, int], cfg.stride), bias=False)  # fmt: skip
         self.prefix = TokenPrefix(cfg, resizable=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

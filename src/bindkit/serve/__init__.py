@@ -1,4 +1,4 @@
-"""The HTTP service and search page: `create_app(model_dir, store_dir)` and `serve(host, port, ...)`."""
+"""The HTTP service and search page: `create_app(model, store_dir)` and `serve(host, port, ...)`."""
 
 from bindkit.serve.app import create_app
 from bindkit.serve.server import serve

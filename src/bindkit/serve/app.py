@@ -1,4 +1,4 @@
-"""The HTTP service: `create_app(model_dir, store_dir)` -> a FastAPI app with `/embed`, `/search`, `/items/{id}`,
+"""The HTTP service: `create_app(model, store_dir)` -> a FastAPI app with `/embed`, `/search`, `/items/{id}`,
 `/health`, `/kinds`, the OpenAPI schema (`/openapi.json`, `/docs`) and the search page at `/`.
 
 `guard.Guard` checks every request's headers first: the `Host` allow-list, same-origin browser POSTs, the bearer
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
@@ -33,6 +33,8 @@ from fastapi.staticfiles import StaticFiles
 
 from bindkit.modalities import spec as modality_spec
 from bindkit.modalities import specs as modality_specs
+from bindkit.model import ImageBind
+from bindkit.resolve import load_for
 from bindkit.serve.batch import Batcher, Busy
 from bindkit.serve.guard import Guard
 from bindkit.serve.heatmap import add_heatmap_route
@@ -40,10 +42,12 @@ from bindkit.serve.limits import Limits, check_decoded
 from bindkit.serve.thumbs import thumbnail
 from bindkit.serve.uploads import MAX_UPLOAD_BYTES, UploadError, read_limited, saved_upload
 from bindkit.store.detect import DetectError, detect_modality, encoder_of, kinds, normalize_kind
-from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
-from bindkit.store.search import QueryError, embed_query
+from bindkit.store.search import QueryError, embed_term
 from bindkit.store.store import Hit, Store, quote
+
+if TYPE_CHECKING:
+    from bindkit.runtime.backends import RuntimeModel
 
 STATIC = Path(__file__).parent / "static"
 MAX_K = 100
@@ -93,8 +97,8 @@ def _hit_json(h: Hit) -> dict[str, Any]:
 class Service:
     """The loaded model and store, the service's limits and the batcher that runs the model."""
 
-    def __init__(self, model: Any, store_dir: str | Path, table: str | None, limits: Limits):
-        self.model = as_model(model)
+    def __init__(self, model: ImageBind | RuntimeModel | str | Path, store_dir: str | Path, table: str | None, limits: Limits):
+        self.model = load_for(model)
         # refresh_s: rows written by a concurrent `bindkit embed` show up within seconds
         self.store = Store.for_model(store_dir, self.model, table, refresh_s=5.0)
         self.limits = limits
@@ -169,7 +173,7 @@ def _terms(svc: Service, text: str | None, file: UploadFile | None, modality: st
         kind, vec = _errors(lambda: svc.upload_vector(file, modality))
         terms.append((kind, vec, weights[1]))
     if item:
-        terms.append(("id", _errors(lambda: embed_query(None, svc.store, "id", item)), weights[2]))
+        terms.append(("id", _errors(lambda: embed_term(None, svc.store, "id", item)), weights[2]))
     if not terms:
         raise HTTPException(400, "give a text, a file or an item to search with")
     return terms
@@ -195,7 +199,7 @@ def _finite(**weights: float) -> tuple[float, ...]:
     return tuple(weights.values())
 
 
-def create_app(model_dir: Any, store_dir: str | Path, token: str | None = None, table: str | None = None,
+def create_app(model: ImageBind | RuntimeModel | str | Path, store_dir: str | Path, token: str | None = None, table: str | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES, limits: Limits | None = None,
                allowed_hosts: list[str] | None = None) -> FastAPI:  # fmt: skip
     """The service for a model (a folder from `save_model`, or a loaded `ImageBind`) and a store folder or URI.
@@ -203,7 +207,7 @@ def create_app(model_dir: Any, store_dir: str | Path, token: str | None = None, 
     `allowed_hosts`: the `Host` names served (default: loopback names without a token, any name with one).
     """
     limits = limits or dataclasses.replace(Limits(), max_upload_bytes=max_upload_bytes)
-    svc = Service(model_dir, store_dir, table, limits)
+    svc = Service(model, store_dir, table, limits)
     app = FastAPI(
         title="bindkit", version="0.1.0", description="Search one embedding space across six modalities."
     )
@@ -262,6 +266,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         norm = float(np.linalg.norm(total))
         if not norm > 1e-6:
             raise HTTPException(400, "the weighted queries cancel out")
+        assert isinstance(total, np.ndarray)  # at least one term, or the norm check above failed
         vec, wanted = total / norm, _kinds(modalities)
         where = f"label = {quote(label)}" if label else None
         if group:

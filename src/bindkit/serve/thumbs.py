@@ -23,8 +23,8 @@ def _png(img: Image.Image) -> bytes:
 
 def image_thumb(path: Path, size: int = THUMB) -> bytes:
     """An image scaled to fit `size` (upright by EXIF)."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
+    with Image.open(path) as opened:
+        img = ImageOps.exif_transpose(opened)
         img = img.convert("RGB") if img.mode not in ("RGB", "L") else img
         img.thumbnail((size, size))
         return _png(img)
@@ -141,7 +141,7 @@ def series_plot(kind: str, path: Path, model_config: Any) -> bytes:
 
 def thumbnail(kind: str, path: Path, model_config: Any) -> bytes:
     """A PNG preview of one stored item by its kind's `ModalitySpec.thumbnail`; ValueError for kinds without one."""
-    from bindkit import modalities
+    import bindkit.modalities as modalities
 
     ref = modalities.spec(kind).thumbnail
     if ref is None:

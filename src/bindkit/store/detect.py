@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.modalities.audio import AUDIO_EXT as AUDIO_EXT
 from bindkit.modalities.vision import IMAGE_EXT as IMAGE_EXT
 from bindkit.modalities.vision import VIDEO_EXT as VIDEO_EXT

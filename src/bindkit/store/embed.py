@@ -6,7 +6,7 @@ has its metadata refreshed. Rows of files that are gone from a walked folder or 
 is committed on its own, so an interrupted run keeps what it wrote and the next run continues from there. Files
 that cannot be read are listed in the report, never fatal.
 
-Under torchrun (or with `torch.distributed` initialised) rank 0 plans, every rank embeds its shard
+Under torchrun (`bindkit embed` opens the process group and passes rank and world size) rank 0 plans, every rank embeds its shard
 `todo[rank::world]` and appends to the same table (LanceDB commits concurrent writes), and rank 0 indexes.
 """
 
@@ -20,16 +20,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
-from bindkit import modalities
+import bindkit.modalities as modalities
+from bindkit.model import ImageBind
+from bindkit.resolve import load_for
 from bindkit.store.collect import Entry, collect
 from bindkit.store.detect import encoder_of
 from bindkit.store.inputs import load_inputs, per_item
 from bindkit.store.store import INDEX_MIN_ROWS, Store, item_id
+
+if TYPE_CHECKING:
+    from bindkit.runtime.backends import RuntimeModel
 
 
 @dataclass
@@ -108,7 +113,7 @@ def plan(store: Store, entries: list[Entry], roots: list[str]) -> dict[str, Any]
                 and prev["modality"] == e.kind
                 and (prev["size"], prev["mtime"]) == (rec["size"], rec["mtime"])
             )
-            rec["sha256"] = prev["sha256"] if same_file and e.text is None else sha256_of(e)
+            rec["sha256"] = prev["sha256"] if prev is not None and same_file and e.text is None else sha256_of(e)
         except OSError as err:
             failed.append((e.path, f"unreadable ({err.strerror or err})"))
             continue
@@ -160,7 +165,7 @@ def _write(
     if not keep:
         return failed
     name = encoder_of(batch[0][0].kind)
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
     try:
         vecs = model.encode({name: res.tensor.to(device)})[name].cpu().numpy()
     except Exception as err:  # e.g. an input the encoder rejects: listed, not fatal
@@ -193,37 +198,13 @@ def embed_entries(model: Any, store: Store, todo: list[tuple[Entry, dict]], batc
     ):
         nxt = pool.submit(_load, model, batches[0]) if batches else None
         for i, batch in enumerate(batches):
+            assert nxt is not None  # submitted before the loop or in the previous iteration
             res = nxt.result()
             if i + 1 < len(batches):
                 nxt = pool.submit(_load, model, batches[i + 1])
             failed += _write(model, store, batch, res, append)
             bar.update(len(batch))
     return failed
-
-
-def _dist(distributed: bool | None) -> tuple[int, int]:
-    """(rank, world size); joins the torchrun process group when launched by torchrun."""
-    import torch.distributed as dist
-
-    if distributed is False or not dist.is_available():
-        return 0, 1
-    if not dist.is_initialized():
-        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # set by torchrun for every rank
-        if not (launched or distributed):
-            return 0, 1
-        dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def as_model(model: Any, device: str | torch.device | None = None) -> Any:
-    """An `ImageBind` from a model or a folder written by `save_model`, in eval mode."""
-    if isinstance(model, (str, Path)):
-        from bindkit.checkpoint import load_model
-
-        return load_model(model, device=device or "cpu")
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
 
 
 def _share(obj: Any, rank: int, world: int) -> Any:
@@ -248,22 +229,22 @@ def _gather(items: list, world: int) -> list:
     return [x for part in out for x in part]
 
 
-def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, modality: str | None = None,
-                batch_size: int = 32, table: str | None = None, device: str | torch.device | None = None,
-                index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
-                distributed: bool | None = None, follow_links: bool = False) -> EmbedReport:  # fmt: skip
+def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind | RuntimeModel | str | Path,
+                modality: str | None = None, batch_size: int = 32, table: str | None = None,
+                device: str | torch.device | None = None, index_min_rows: int = INDEX_MIN_ROWS, progress: bool = True,
+                follow_links: bool = False, rank: int = 0, world: int = 1,
+                backend: str = "torch") -> EmbedReport:  # fmt: skip
     """Embed the files under `paths` (folders, files, manifests) into `store_dir`; see the module docstring.
 
-    Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`.
+    Symbolic links under a folder that lead out of it are listed as skipped unless `follow_links`. `rank`/`world`
+    place this process in a process group its entry point opened (`bindkit.process.distributed`). `backend` runs a
+    model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`).
     """
     t0 = time.perf_counter()
-    rank, world = _dist(distributed)
-    if (
-        device is None and world > 1 and torch.cuda.is_available()
-    ):  # one GPU per rank, as torchrun numbers them
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-    model = as_model(model, device)
-    store = Store.for_model(store_dir, model, table)
+    if world > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise RuntimeError(f"world={world} needs an open process group: see bindkit.process.distributed()")
+    net = load_for(model, backend, device)
+    store = Store.for_model(store_dir, net, table)
     report = EmbedReport(store=str(store_dir), table=store.name)
     work = None
     if rank == 0:
@@ -278,7 +259,7 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
     todo = _share(work["todo"] if work else None, rank, world)
     desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
     failed = embed_entries(
-        model, store, todo[rank::world], batch_size, progress and rank == 0, desc, world > 1
+        net, store, todo[rank::world], batch_size, progress and rank == 0, desc, world > 1
     )
     failed = _gather(failed, world)
     if rank == 0:
@@ -286,6 +267,7 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: Any, moda
         report.failed += failed
         # a file that changed and now fails must not keep its old vector
         store.delete([item_id(p) for p, _ in report.failed])
+        assert work is not None  # rank 0 planned it above
         if todo or work["stale"] or work["touch"]:
             store.optimize()
         report.indexed = store.ensure_index(index_min_rows)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.config import EncoderConfig
 from bindkit.store.detect import encoder_of
 

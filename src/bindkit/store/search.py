@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from bindkit.model import ImageBind
+from bindkit.resolve import load_for
 from bindkit.store.detect import detect_modality, encoder_of, kinds, normalize_kind
-from bindkit.store.embed import as_model
 from bindkit.store.inputs import load_inputs
 from bindkit.store.store import NPROBES, REFINE_FACTOR, Hit, Store
 
@@ -38,11 +40,11 @@ def embed_item(model: Any, kind: str, item: Any) -> np.ndarray:
     res = load_inputs(kind, [item], enc)
     if res.skipped:
         raise QueryError(f"{item}: {res.skipped[0].reason}")
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
     return model.encode({name: res.tensor.to(device)})[name][0].cpu().numpy()
 
 
-def embed_query(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
+def embed_term(model: Any, store: Store | None, kind: str, value: Any) -> np.ndarray:
     """The embedding of one query term (see the module docstring for the kinds)."""
     if kind not in query_kinds():
         raise QueryError(f"unknown query kind {kind!r}; use one of {', '.join(query_kinds())}")
@@ -73,23 +75,26 @@ def query_vector(model: Any, store: Store | None, queries: list[tuple[str, Any, 
         raise QueryError("no query given")
     total = None
     for kind, value, weight in queries:
-        v = float(weight) * embed_query(model, store, kind, value)
+        v = float(weight) * embed_term(model, store, kind, value)
         total = v if total is None else total + v
+    assert total is not None  # at least one query (checked above)
     norm = float(np.linalg.norm(total))
     if not norm > 1e-6:
         raise QueryError("the weighted queries cancel out (zero vector)")
     return (total / norm).astype(np.float32)
 
 
-def search(store_dir: str | Path, model: Any, queries: list[tuple[str, Any, float]],
+def search(store_dir: str | Path, model: ImageBind | str | Path, queries: list[tuple[str, Any, float]],
            modalities: list[str] | None = None, k: int = 10, where: str | None = None, table: str | None = None,
-           nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR) -> list[Hit]:  # fmt: skip
-    """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default)."""
+           nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR, backend: str = "torch") -> list[Hit]:  # fmt: skip
+    """The k items of `store_dir` nearest to the weighted queries, of the chosen modalities (all by default).
+
+    `backend` runs a model folder on OpenVINO or ONNX Runtime (`bindkit.load_model`)."""
     if k < 1:
         raise QueryError(f"k must be at least 1, got {k}")
     if "://" not in str(store_dir) and not Path(store_dir).is_dir():  # a local store: never create it by reading
         raise FileNotFoundError(f"{store_dir}: no store there (make one with `bindkit embed`)")
-    model = as_model(model)
-    store = Store.for_model(store_dir, model, table, create=False)
-    vec = query_vector(model, store, queries)
+    net = load_for(model, backend)
+    store = Store.for_model(store_dir, net, table, create=False)
+    vec = query_vector(net, store, queries)
     return store.search(vec, k, modalities, where, nprobes, refine_factor)

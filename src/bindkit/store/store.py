@@ -70,11 +70,18 @@ def item_id(path: str) -> str:
 
 def model_key(model: Any) -> str:
     """Table name for a model: its config name and a fingerprint of its config and output projections."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, enc in model.encoders.items():  # the projections differ between any two trained models
+    if getattr(model, "store_key", None):  # exported runtimes (bindkit.runtime) carry the key of their weights
+        return str(model.store_key)
+    return key_of(model.config.to_dict(), {name: enc.head.proj.weight for name, enc in model.encoders.items()})
+
+
+def key_of(config: dict[str, Any], projections: dict[str, Any]) -> str:
+    """`model_key` from a config dict and each encoder's output projection weight (in the config's order)."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name, w in projections.items():  # the projections differ between any two trained models
         h.update(name.encode())
-        h.update(enc.head.proj.weight.detach().float().cpu().numpy().tobytes())
-    return f"{model.config.name}-{h.hexdigest()[:10]}"
+        h.update(w.detach().float().cpu().numpy().tobytes())
+    return f"{config['name']}-{h.hexdigest()[:10]}"
 
 
 def table_names(db: Any) -> list[str]:
@@ -258,7 +265,7 @@ class Store:
         clauses = [c for c in (kinds_filter(modalities), where) if c]
         q = (
             self.table.search(vector.astype(np.float32))
-            .metric("cosine")
+            .metric("cosine")  # type: ignore[attr-defined]  # lancedb types Table.search too broadly
             .limit(k)
             .select([*HIT_COLUMNS, "_distance"])
         )

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.data.images import CLIP_MEAN, CLIP_STD
 
 RATIO, FLIP, RA_PROB = (3 / 4, 4 / 3), 0.5, 0.5  # crop aspect range, flip and RandAugment op probabilities

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from bindkit.checkpoint import CONFIG, load_model, load_official_checkpoint
+from bindkit.checkpoint import CONFIG
 from bindkit.model import ImageBind
 from bindkit.registry import get_config, list_configs
-from bindkit.train.config import PairConfig, TrainConfig
+from bindkit.resolve import load
+from bindkit.train.config import PairConfig, TrainConfig, required
 from bindkit.train.lora import apply_lora
 from bindkit.train.optim import init_encoder, set_drop_path
 
@@ -23,16 +24,6 @@ def used_modalities(cfg: TrainConfig) -> list[str]:
     for p in cfg.pairs:
         out += [m for m in p.modalities if m not in out]
     return out
-
-
-def _load_weights(source: str, modalities: list[str] | None) -> ImageBind:
-    path = Path(source)
-    if path.is_dir():
-        return load_model(path, modalities=modalities)
-    if path.is_file():
-        return load_official_checkpoint(path, modalities=modalities)
-    raise FileNotFoundError(f"{source}: neither a registered config ({', '.join(list_configs())}), a bindkit model "
-                            "folder nor an official checkpoint file")  # fmt: skip
 
 
 def folder_modalities(source: str | None) -> list[str]:
@@ -54,7 +45,7 @@ def build_model(cfg: TrainConfig) -> ImageBind:
     a trained anchor keeps its text encoder for zero-shot use."""
     mods = list(dict.fromkeys(used_modalities(cfg) + list(cfg.carry)))
     torch.manual_seed(cfg.seed)
-    if cfg.model in list_configs():
+    if cfg.model in list_configs():  # training from scratch: the official init, not bindkit.load's random weights
         arch = get_config(cfg.model)
         model = ImageBind(
             arch.select([m for m in arch.modalities if m in mods + folder_modalities(cfg.init)])
@@ -62,13 +53,13 @@ def build_model(cfg: TrainConfig) -> ImageBind:
         for enc in model.encoders.values():
             init_encoder(enc)
     else:
-        model = _load_weights(cfg.model, None if Path(cfg.model).is_dir() else mods)
+        model = load(cfg.model, None if Path(cfg.model).is_dir() else mods)
     if cfg.init:
         have = folder_modalities(cfg.init) or mods
         common = [m for m in model.encoders if m in have]
         if not common:
             raise ValueError(f"init {cfg.init} holds none of the model's modalities {list(model.encoders)}")
-        src = _load_weights(cfg.init, common)
+        src = load(cfg.init, common)
         for m in common:
             a, b = src.config.encoders[m], model.config.encoders[m]
             diff = [f for f in ARCH if getattr(a, f) != getattr(b, f)]
@@ -91,7 +82,7 @@ def configure(model: ImageBind, cfg: TrainConfig) -> dict[str, str]:
     for p in cfg.pairs:
         for m in p.modalities:
             if modes[m] != "frozen" and p.drop_path != model.encoders[m].cfg.drop_path:
-                set_drop_path(model.encoders[m], p.drop_path)
+                set_drop_path(model.encoders[m], required(p.drop_path))
                 set_encoder_config(model, m, drop_path=p.drop_path)
         _set_temperature(model, p, modes)
     for m, mode in modes.items():
@@ -116,7 +107,9 @@ def _set_temperature(model: ImageBind, p: PairConfig, modes: dict[str, str]) -> 
     enc = model.encoders[b]
     if modes[b] == "frozen" or enc.cfg.scale is None or enc.cfg.learnable_scale:
         return
-    scale = 1.0 / float(p.temperature)
+    t = p.temperature
+    assert isinstance(t, (int, float)), t  # resolve() leaves a number or "learnable"
+    scale = 1.0 / float(t)
     if not math.isclose(scale, enc.cfg.scale, rel_tol=1e-6):
         with torch.no_grad():
             enc.post.log_scale.fill_(math.log(scale))
@@ -143,7 +136,9 @@ def pretrained(cfg: TrainConfig, modality: str) -> bool:
     """Whether the run starts `modality`'s encoder from saved weights (a model folder, a .pth, or `init`)."""
     if cfg.model not in list_configs():
         return True
-    return bool(cfg.init) and (modality in folder_modalities(cfg.init) or Path(cfg.init).is_file())
+    if not cfg.init:
+        return False
+    return modality in folder_modalities(cfg.init) or Path(cfg.init).is_file()
 
 
 def fit_normalization(

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from bindkit.config import EncoderConfig
+from bindkit.model import Encoder
 
 SHARD_ROWS = 1 << 16  # rows per shard written during a fill
 
 
-def fingerprint(encoder: nn.Module, extra: dict[str, Any]) -> str:
+def fingerprint(encoder: Encoder, extra: dict[str, Any]) -> str:
     """Hash of an encoder's config, weights (names, dtypes, shapes, bytes) and `extra` settings: its identity."""
     h = hashlib.blake2b(digest_size=16)
     enc_cfg = getattr(encoder, "cfg", None)

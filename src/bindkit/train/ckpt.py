@@ -89,14 +89,28 @@ def save_checkpoint(run_dir: Path, model: ImageBind, opt: torch.optim.Optimizer,
     save_file(rng_state(device), str(tmp / f"rng-rank{dist.rank()}.safetensors"))
     dist.barrier()
     if dist.rank() == 0:
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        (root / "latest.tmp").write_text(final.name)
-        os.replace(root / "latest.tmp", root / "latest")
-        for old in sorted(root.glob("step_*"))[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        publish_checkpoint(tmp, final, keep)
     dist.barrier()
     return final
+
+
+def publish_checkpoint(tmp: Path, final: Path, keep: int) -> None:
+    """Rename a fully written `tmp` folder to `final` (checkpoints/step_<n>), point `latest` at it, keep the last
+    `keep` step folders: a run killed at any moment leaves a complete latest checkpoint."""
+    root = final.parent
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    (root / "latest.tmp").write_text(final.name)
+    os.replace(root / "latest.tmp", root / "latest")
+    for old in sorted(root.glob("step_*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric records past `step` (written by a run killed after its last checkpoint)."""
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in keep))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

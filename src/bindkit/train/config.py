@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bindkit.config import canonical
 
@@ -48,6 +48,16 @@ CLIP_DEFAULTS: dict[str, Any] = dict(
 # Run-control fields may differ between a run and its resumption; everything else must match. A cache location is
 # not part of a run's identity: the cache's own fingerprints say whether its contents fit the run.
 RUN_CONTROL = ("resume", "stop_after", "progress", "num_workers", "device", "cache_dir")
+
+
+T = TypeVar("T")
+
+
+def required(value: T | None) -> T:
+    """A `PairConfig` setting of a resolved config (`resolve` fills every None from Table 9)."""
+    if value is None:
+        raise ValueError("a pair setting is unset: resolve the config first (bindkit.train.config.resolve)")
+    return value
 
 
 def pair_defaults(anchor: str, other: str) -> dict[str, Any]:
@@ -142,7 +152,8 @@ class TrainConfig:
         lora = d.pop("lora", {})
         if isinstance(lora, dict):
             _check_keys(LoRAConfig, lora, "lora")
-            lora = LoRAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in lora.items()})
+            fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in lora.items()}
+            lora = LoRAConfig(**fields)
         for k in ("betas", "carry"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -224,11 +235,11 @@ def _resolve_pair(i: int, p: PairConfig) -> PairConfig:
     for k in ("replication", "lr", "batch_size"):
         if not getattr(q, k) > 0:
             raise ValueError(f"pair {q.name}: {k} must be positive, got {getattr(q, k)}")
-    if q.views < 1 or not 0 <= q.drop_path < 1 or q.grad_clip < 0:
+    if q.views < 1 or not 0 <= filled["drop_path"] < 1 or filled["grad_clip"] < 0:
         raise ValueError(f"pair {q.name}: need views >= 1, 0 <= drop_path < 1, grad_clip >= 0")
-    lo, hi = q.crop_scale
-    ok = 0 < lo <= hi <= 1 and 0 <= q.jitter < 1 and 0 <= q.erase <= 1
-    if not ok or q.randaug < 0 or q.randaug_std < 0:
+    lo, hi = filled["crop_scale"]
+    ok = 0 < lo <= hi <= 1 and 0 <= filled["jitter"] < 1 and 0 <= filled["erase"] <= 1
+    if not ok or filled["randaug"] < 0 or filled["randaug_std"] < 0:
         raise ValueError(f"pair {q.name}: need 0 < crop_scale[0] <= crop_scale[1] <= 1, 0 <= jitter < 1, "
                          "0 <= erase <= 1, randaug >= 0, randaug_std >= 0")  # fmt: skip
     return q

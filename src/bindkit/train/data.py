@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.config import EncoderConfig, canonical
 from bindkit.train.sources import load_side
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,8 +28,13 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from bindkit.apps.decoder import Decoder, DecoderConfig
-from bindkit.train.ckpt import load_optimizer, optimizer_tensors
-from bindkit.train.engine import _truncate_metrics
+from bindkit.train.ckpt import (
+    latest_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    publish_checkpoint,
+    truncate_metrics,
+)
 from bindkit.train.optim import lr_factor
 from bindkit.train.plots import plot_metrics
 
@@ -106,8 +110,9 @@ class DecoderRun:
         if resume and path.is_file():
             if json.loads(path.read_text()) != both:
                 raise ValueError(f"{path}: cannot resume with a different decoder or training config")
-            if (ck / "latest").is_file():
-                self._load(ck / (ck / "latest").read_text().strip())
+            last = latest_checkpoint(self.run_dir)
+            if last is not None:
+                self._load(last)
         elif ck.is_dir() and any(ck.iterdir()):
             raise FileExistsError(f"{self.run_dir} already holds a decoder run; pass resume=True or another folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +150,7 @@ class DecoderRun:
         """Train to `steps` (or `stop_after` more steps, then checkpoint and return), logging and plotting; returns
         the decoder (in eval mode once finished)."""
         metrics = self.run_dir / "metrics.jsonl"
-        _truncate_metrics(metrics, self.step)
+        truncate_metrics(metrics, self.step)
         t0, end = time.perf_counter(), min(self.cfg.steps, self.step + (stop_after or self.cfg.steps))
         with open(metrics, "a") as log, tqdm(total=self.cfg.steps, initial=self.step, desc="decoder",
                                              unit="step", disable=not progress) as bar:  # fmt: skip
@@ -176,12 +181,7 @@ class DecoderRun:
         save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
         save_file({"torch": torch.get_rng_state(), "gen": self.g.get_state()}, str(tmp / "rng.safetensors"))
         (tmp / "trainer.json").write_text(json.dumps({"step": self.step}) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        (root / "latest.tmp").write_text(final.name)
-        os.replace(root / "latest.tmp", root / "latest")
-        for old in sorted(root.glob("step_*"))[:-1]:
-            shutil.rmtree(old, ignore_errors=True)
+        publish_checkpoint(tmp, final, keep=1)
         return final
 
     def _load(self, path: Path) -> None:

@@ -1,25 +1,18 @@
-"""Process-group plumbing for `torchrun`: start from its environment, rank/world queries, small collectives."""
+"""Rank/world queries and small collectives over the process group an entry point opened (`bindkit.process`)."""
 
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 
-def setup(device: str) -> tuple[torch.device, bool]:
-    """Join the process group `torchrun` describes (if any) and pick this rank's device -> (device, started_here)."""
-    started = False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = (
-            "nccl"
-            if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-            else "gloo"
-        )
-        dist.init_process_group(backend, timeout=timedelta(minutes=30))
-        started = True
+def setup(device: str) -> torch.device:
+    """This rank's device ("auto": its GPU, else the CPU); the process group, if any, is the entry point's."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("launched by torchrun but no process group is open: run `bindkit train`, or open "
+                           "`bindkit.process.distributed()` around the call")  # fmt: skip
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
@@ -28,7 +21,7 @@ def setup(device: str) -> tuple[torch.device, bool]:
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    return dev, started
+    return dev
 
 
 def active() -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 from bindkit.checkpoint import save_model
 from bindkit.model import ImageBind
 from bindkit.train import dist
@@ -37,8 +36,15 @@ from bindkit.train.build import (
     used_modalities,
 )
 from bindkit.train.cache import SHARD_ROWS, AnchorCache, fingerprint
-from bindkit.train.ckpt import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bindkit.train.config import TrainConfig, comparable, resolve
+from bindkit.train.ckpt import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    truncate_metrics,
+)
+from bindkit.train.config import TrainConfig, comparable, required, resolve
 from bindkit.train.data import FileHasher, FilePairs, PairDataset, TensorPairs, as_dataset
 from bindkit.train.lora import merge_lora, save_lora
 from bindkit.train.loss import local_clip_loss
@@ -58,7 +64,7 @@ class RunResult:
     run_dir: Path
     step: int  # optimizer steps completed
     total_steps: int
-    stopped: bool  # stopped early (SIGTERM or stop_after) after writing a checkpoint
+    stopped: bool  # stopped early (the stop event or stop_after) after writing a checkpoint
     checkpoint: Path | None  # newest checkpoint
     model_dir: Path | None  # final/model (bindkit.load_model) when the run finished
     lora_path: Path | None  # final/lora.safetensors when the run trained adapters
@@ -90,7 +96,7 @@ class Trainer:
             ds.check()  # missing files stop the run here, before any compute
             if isinstance(ds, FilePairs):
                 ds.num_workers = cfg.num_workers
-        self.device, self._own_group = dist.setup(cfg.device)
+        self.device = dist.setup(cfg.device)
         self.run_dir = Path(cfg.run_dir)
         self.model = (model if model is not None else build_model(cfg)).to(self.device)
         missing = [m for m in used_modalities(cfg) if m not in self.model.encoders]
@@ -102,10 +108,11 @@ class Trainer:
         self._prepare_run_dir()
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self._group_settings()), betas=cfg.betas,
                                            eps=cfg.eps)  # fmt: skip
-        self.plan = Plan([len(d) for d in self.datasets], [p.replication for p in cfg.pairs],
-                         [p.batch_size for p in cfg.pairs], [self._views(i) for i in range(len(cfg.pairs))],
-                         cfg.seed, dist.rank(), dist.world(), [p.name for p in cfg.pairs])  # fmt: skip
-        small = [p.name for p in cfg.pairs if p.batch_size // dist.world() < cfg.grad_accum]
+        self.plan = Plan([len(d) for d in self.datasets], [required(p.replication) for p in cfg.pairs],
+                         [required(p.batch_size) for p in cfg.pairs],
+                         [self._views(i) for i in range(len(cfg.pairs))], cfg.seed, dist.rank(), dist.world(),
+                         [required(p.name) for p in cfg.pairs])  # fmt: skip
+        small = [p.name for p in cfg.pairs if required(p.batch_size) // dist.world() < cfg.grad_accum]
         if small:
             raise ValueError(f"pairs {small}: the per-rank batch is smaller than grad_accum={cfg.grad_accum}")
         self.total, self.warmup = self._schedule()
@@ -123,7 +130,6 @@ class Trainer:
                 json.dumps(describe_model(self.model, self.modes), indent=1)
             )
         self.fwd = self._wrap()
-        self._stop = False
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _prepare_run_dir(self) -> None:
@@ -150,7 +156,7 @@ class Trainer:
         for p in self.cfg.pairs:
             for m in p.modalities:
                 if self.modes[m] != "frozen":
-                    out.setdefault(m, (p.lr, p.weight_decay))
+                    out.setdefault(m, (required(p.lr), required(p.weight_decay)))
         return out
 
     def _views(self, i: int) -> np.ndarray:
@@ -160,11 +166,12 @@ class Trainer:
 
     def _schedule(self) -> tuple[int, int]:
         cfg, spe = self.cfg, self.plan.steps_per_epoch
-        total = cfg.steps or max(1, round((cfg.epochs or max(p.epochs for p in cfg.pairs)) * spe))
+        total = cfg.steps or max(1, round((cfg.epochs or max(required(p.epochs) for p in cfg.pairs)) * spe))
         if cfg.warmup_steps is not None:
             return total, min(cfg.warmup_steps, total)
         warm_epochs = (
-            cfg.warmup_epochs if cfg.warmup_epochs is not None else max(p.warmup_epochs for p in cfg.pairs)
+            cfg.warmup_epochs if cfg.warmup_epochs is not None
+            else max(required(p.warmup_epochs) for p in cfg.pairs)
         )
         # Table 9's warm-up (2 epochs) is kept whole, up to half the run, so a short run still has a decay.
         return total, min(round(warm_epochs * spe), total // 2)
@@ -194,7 +201,8 @@ class Trainer:
         content = ds.content_keys(s, self._hasher())
         items = np.repeat(np.arange(len(ds)), views)
         vs = np.concatenate([np.arange(v) for v in views])
-        return [f"{content[it]}:{ds.view_name(it, v)}" for it, v in zip(items, vs, strict=True)], items, vs
+        pairs = zip(items.tolist(), vs.tolist(), strict=True)
+        return [f"{content[it]}:{ds.view_name(it, v)}" for it, v in pairs], items, vs
 
     def _hasher(self) -> FileHasher:
         if not hasattr(self, "_file_hasher"):
@@ -235,7 +243,7 @@ class Trainer:
         p = self.cfg.pairs[i]
         bar = tqdm(total=len(todo), desc=f"caching {p.modalities[s]} embeddings ({p.name})", unit="item",
                    disable=not (self.cfg.progress and dist.rank() == 0) or len(todo) == 0)  # fmt: skip
-        chunk, done, parts = max(1, min(256, p.batch_size)), [], []
+        chunk, done, parts = max(1, min(256, required(p.batch_size))), [], []
         for lo in range(0, len(todo), chunk):
             sel = todo[lo : lo + chunk]
             parts.append(self._embed_frozen(i, s, items[sel], views[sel]).cpu().numpy())
@@ -253,7 +261,8 @@ class Trainer:
     def _view_aug(self, i: int) -> ViewAug:
         """Pair i's view knobs: crop area range, colour jitter, RandAugment ops / magnitude / noise."""
         p = self.cfg.pairs[i]
-        return ViewAug(tuple(p.crop_scale), p.jitter, p.randaug, p.randaug_magnitude, p.randaug_std)
+        return ViewAug(required(p.crop_scale), required(p.jitter), required(p.randaug),
+                       required(p.randaug_magnitude), required(p.randaug_std))  # fmt: skip
 
     def _load(self, i: int, s: int, items: np.ndarray, views: np.ndarray) -> torch.Tensor:
         """Model inputs of one side with the seeded view augmentation applied (deterministic; thread-safe)."""
@@ -289,6 +298,7 @@ class Trainer:
         out = {}
         for s, side in enumerate(self.sides[b.pair]):
             if side.cache is not None:
+                assert side.rows is not None  # filled with the cache (_sides)
                 out[s] = side.cache.gather(side.rows[b.items, b.views])
             else:
                 out[s] = self._load(b.pair, s, b.items, b.views)
@@ -298,7 +308,9 @@ class Trainer:
         p = self.cfg.pairs[i]
         if p.temperature == "learnable":
             return self.model.encoders[learnable_scale_owner(self.model, p, self.modes)].post.scale
-        return 1.0 / float(p.temperature)
+        t = p.temperature
+        assert isinstance(t, (int, float)), t  # resolve() leaves a number or "learnable"
+        return 1.0 / float(t)
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with self._autocast():
@@ -321,6 +333,7 @@ class Trainer:
         if self.cfg.grad_accum == 1:
             emb = self._forward({sides[s].modality: inputs[s] for s in live})
             full = [fixed[s] if s not in live else emb[sides[s].modality] for s in (0, 1)]
+            assert full[0] is not None and full[1] is not None  # frozen sides were embedded above
             loss, acc = local_clip_loss(full[0], full[1], self._scale(i))
             loss.backward()
             return float(loss.detach()), float(acc)
@@ -329,7 +342,7 @@ class Trainer:
     def _accumulate(self, i: int, inputs: dict[int, torch.Tensor], fixed: dict[int, Any], live: list[int]):
         sides, n = self.sides[i], len(next(iter(inputs.values())))
         parts = np.array_split(np.arange(n), self.cfg.grad_accum)
-        states, feats = [], {s: [] for s in live}
+        states, feats = [], {s: list[torch.Tensor]() for s in live}
         with torch.no_grad():  # pass 1: every micro-batch's features, no graph (RNG states kept for replay)
             for rows in parts:
                 states.append(rng_state(self.device))
@@ -341,8 +354,9 @@ class Trainer:
             loss, acc = local_clip_loss(full[0], full[1], self._scale(i))
         for k, rows in enumerate(parts):  # pass 2: re-forward micro-batch k with a graph, the rest fixed
             set_rng_state(states[k], self.device)
-            sync = k == len(parts) - 1 or not isinstance(self.fwd, DistributedDataParallel)
-            with contextlib.nullcontext() if sync else self.fwd.no_sync():
+            ddp = self.fwd if isinstance(self.fwd, DistributedDataParallel) else None
+            sync = k == len(parts) - 1
+            with contextlib.nullcontext() if sync or ddp is None else ddp.no_sync():
                 emb = self._forward({sides[s].modality: inputs[s][rows] for s in live})
                 cur = [fixed[s] if s not in live else
                        torch.cat([*feats[s][:k], emb[sides[s].modality], *feats[s][k + 1:]]) for s in (0, 1)]  # fmt: skip
@@ -355,7 +369,7 @@ class Trainer:
     def optimizer_step(self, i: int) -> float:
         """Clip the pair's gradients, set the scheduled LR, step, clear gradients; returns the grad norm."""
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        clip = self.cfg.pairs[i].grad_clip
+        clip = required(self.cfg.pairs[i].grad_clip)
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
         set_lr(self.optimizer, lr_factor(self.state["step"], self.total, self.warmup, self.cfg.min_lr_ratio))
         self.optimizer.step()
@@ -372,14 +386,15 @@ class Trainer:
                 yield e, pos, batches[pos]
             e, start = e + 1, 0
 
-    def run(self) -> RunResult:
-        """Train to `total` steps (or until stopped), writing metrics, checkpoints, plots and the final model."""
+    def run(self, stop: threading.Event | None = None) -> RunResult:
+        """Train to `total` steps, writing metrics, checkpoints, plots and the final model; once `stop` is set (e.g.
+        by `bindkit.process.stop_on(SIGTERM)`), finish the step, checkpoint and return."""
         rank0 = dist.rank() == 0
         if rank0:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.state["step"])
         bar = tqdm(total=self.total, initial=self.state["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=not (self.cfg.progress and rank0))  # fmt: skip
-        prev = self._install_sigterm()
+        self._start_step, self._t0 = self.state["step"], time.perf_counter()
         last: dict[str, list[dict[str, Any]]] = {}
         checkpoint, stopped = latest_checkpoint(self.run_dir), False
         # File datasets load the next batch on a thread while this one trains; in-memory ones need no help.
@@ -399,21 +414,20 @@ class Trainer:
                     self.state["position"] = pos + 1
                     last.setdefault(rec["pair"], []).append(rec)
                     self._log(rec, log, bar)
-                    stop = dist.any_rank(self._stop or self._session_done(), self.device)
+                    halt = dist.any_rank(bool(stop and stop.is_set()) or self._session_done(), self.device)
                     if (
-                        stop
+                        halt
                         or self.state["step"] == self.total
                         or self.state["step"] % self.cfg.checkpoint_every == 0
                     ):
-                        checkpoint = self._checkpoint(last=stop or self.state["step"] == self.total)
-                    if stop and self.state["step"] < self.total:
+                        checkpoint = self._checkpoint(last=halt or self.state["step"] == self.total)
+                    if halt and self.state["step"] < self.total:
                         stopped = True
                         break
         finally:
             bar.close()
             if pool:
                 pool.shutdown(cancel_futures=True)
-            self._restore_sigterm(prev)
         return self._finish(stopped, checkpoint, last)
 
     def _train_one(self, b: Batch, data: dict[int, torch.Tensor] | None) -> dict[str, Any]:
@@ -447,21 +461,6 @@ class Trainer:
             self._plotted = time.monotonic()
         return path
 
-    def _install_sigterm(self) -> Any:
-        self._start_step, self._t0 = self.state["step"], time.perf_counter()
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def handler(signum: int, frame: Any) -> None:
-            self._stop = True  # finish the step, checkpoint, return
-
-        return signal.signal(signal.SIGTERM, handler)
-
-    @staticmethod
-    def _restore_sigterm(prev: Any) -> None:
-        if prev is not None:
-            signal.signal(signal.SIGTERM, prev)
-
     def _finish(self, stopped: bool, checkpoint: Path | None, last: dict[str, list[dict]]) -> RunResult:
         model_dir = lora_path = None
         if not stopped and dist.rank() == 0:
@@ -478,30 +477,18 @@ class Trainer:
         summary = {
             k: {m: float(np.mean([r[m] for r in v[-10:]])) for m in ("loss", "acc")} for k, v in last.items()
         }
-        if self._own_group:
-            torch.distributed.destroy_process_group()
         return RunResult(self.run_dir, self.state["step"], self.total, stopped, checkpoint, model_dir, lora_path,
                          summary, self.model.eval())  # fmt: skip
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records past `step` (written by a run killed after its last checkpoint)."""
-    if path.is_file():
-        keep = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step
-        ]
-        path.write_text("".join(line + "\n" for line in keep))
-
-
-def train(config: TrainConfig | dict[str, Any] | str | Path, model: ImageBind | None = None) -> RunResult:
+def train(config: TrainConfig | dict[str, Any] | str | Path, model: ImageBind | None = None,
+          stop: threading.Event | None = None) -> RunResult:  # fmt: skip
     """Train the pairs of `config` (a TrainConfig, its dict, or a JSON file) and return the run's result.
 
     `model` replaces the one the config describes (it is trained in place). Pairs may hold in-memory datasets
-    (`TensorPairs`) instead of manifest paths.
+    (`TensorPairs`) instead of manifest paths. Setting `stop` ends the run early at a checkpoint (`Trainer.run`).
     """
-    return Trainer(config, model).run()
+    return Trainer(config, model).run(stop)
 
 
 __all__ = ["RunResult", "Trainer", "train", "PairDataset"]

@@ -18,6 +18,8 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
+from bindkit.model import ImageBind
+
 FORMAT = "bindkit-lora"
 
 
@@ -35,7 +37,7 @@ class LoRADelta(nn.Module):
         return W + self.scale * (self.B @ self.A).to(W.dtype)
 
 
-def targets(model: nn.Module, modalities: Iterable[str], modules: Iterable[str],
+def targets(model: ImageBind, modalities: Iterable[str], modules: Iterable[str],
             blocks: Iterable[int] | None = None) -> Iterator[tuple[str, nn.Module, str]]:  # fmt: skip
     """(weight path, owning module, tensor name) of the attention projections to adapt."""
     modules, keep = set(modules), None if blocks is None else set(blocks)
@@ -50,7 +52,7 @@ def targets(model: nn.Module, modalities: Iterable[str], modules: Iterable[str],
                 yield f"{pre}.out_proj.weight", blk.attn.out_proj, "weight"
 
 
-def apply_lora(model: nn.Module, modalities: Iterable[str], rank: int = 8, alpha: float = 16.0,
+def apply_lora(model: ImageBind, modalities: Iterable[str], rank: int = 8, alpha: float = 16.0,
                modules: Iterable[str] = ("in_proj", "out_proj"), blocks: Iterable[int] | None = None) -> list[str]:  # fmt: skip
     """Freeze the encoders of `modalities` and attach trainable adapters; returns the adapted weight paths."""
     modalities = list(modalities)

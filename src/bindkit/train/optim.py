@@ -7,15 +7,19 @@ import math
 import torch
 from torch import nn
 
+from bindkit.modalities.text import TextStem
+from bindkit.model import Encoder, ImageBind
+
 NO_DECAY = ("pos_embed", "cls_token", "bias_k", "bias_v", "log_scale")
 
 
-def param_groups(model: nn.Module, settings: dict[str, tuple[float, float]]) -> list[dict]:
+def param_groups(model: ImageBind, settings: dict[str, tuple[float, float]]) -> list[dict]:
     """Two AdamW groups per trained encoder (`settings`: modality -> (peak lr, weight decay)): weight matrices
     with decay; biases, norms, positional embeddings, tokens and logit scales without."""
     groups = []
     for m, (lr, wd) in settings.items():
-        decay, plain = [], []
+        decay: list[nn.Parameter] = []
+        plain: list[nn.Parameter] = []
         for name, p in model.encoders[m].named_parameters():
             if p.requires_grad:
                 (plain if p.ndim < 2 or any(s in name for s in NO_DECAY) else decay).append(p)
@@ -43,11 +47,12 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
 
 
 @torch.no_grad()
-def init_encoder(enc: nn.Module) -> None:
+def init_encoder(enc: Encoder) -> None:
     """The official random initialisation (reference §A.8) for an encoder trained from scratch."""
     m, width = enc.cfg.modality, enc.cfg.width
     prefix = getattr(enc.stem, "prefix", None)
     if m == "text":
+        assert isinstance(enc.stem, TextStem)  # model.STEMS["text"]
         nn.init.normal_(enc.stem.token_embedding.weight, std=0.02)
         nn.init.normal_(enc.stem.pos_embed, std=0.01)
     elif prefix is not None:
@@ -67,7 +72,7 @@ def init_encoder(enc: nn.Module) -> None:
                 nn.init.xavier_normal_(t)
 
 
-def set_drop_path(enc: nn.Module, rate: float) -> None:
+def set_drop_path(enc: Encoder, rate: float) -> None:
     """Stochastic depth on a trunk: block i drops its branches with rate * i / (depth - 1) (linspace 0 -> rate)."""
     blocks = enc.trunk.blocks
     for i, blk in enumerate(blocks):

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bindkit import modalities
+import bindkit.modalities as modalities
 
 VIDEO_SUFFIXES = set(modalities.spec("video").extensions)
 KINECT_BASELINE, OTHER_BASELINE = 0.075, 0.095  # metres: Kinect v1/v2; RealSense / Xtion (reference §B.5)
@@ -62,6 +62,8 @@ def video_duration(path: str | Path) -> float:
             return float(s.duration * s.time_base)
         if c.duration is not None:
             return c.duration / 1_000_000
+        if s.average_rate is None:
+            raise ValueError(f"{path}: the video stream gives neither a duration nor a frame rate")
         return s.frames / float(s.average_rate)
 
 
@@ -157,7 +159,7 @@ def llvip_pairs(root: str | Path, split: str = "train") -> list[dict[str, Any]]:
         )
     rows = []
     for stem in sorted(vis):
-        row = {"image": str(vis[stem].resolve()), "thermal": str(ir[stem].resolve())}
+        row: dict[str, Any] = {"image": str(vis[stem].resolve()), "thermal": str(ir[stem].resolve())}
         xml = root / "Annotations" / f"{stem}.xml"
         if xml.is_file():
             n = sum(1 for o in ET.parse(xml).getroot().iter("object") if o.findtext("name") == "person")

@@ -68,7 +68,9 @@ def audio_clip_options(seconds: float, num_mel_bins: int, target_length: int) ->
 
 def audio_tensor(audio: np.ndarray, sample_rate: int, **kwargs) -> torch.Tensor:
     """float [N, samples] -> bindkit.data.load_audio([(wave, sr), ...], **kwargs): [N, S, 1, mel, frames]."""
-    return load_audio([(torch.from_numpy(np.ascontiguousarray(w)), sample_rate) for w in audio], **kwargs)
+    x = load_audio([(torch.from_numpy(np.ascontiguousarray(w)), sample_rate) for w in audio], **kwargs)
+    assert isinstance(x, torch.Tensor)  # errors="raise": a LoadResult only comes with errors="skip"
+    return x
 
 
 def text_tensor(texts: list[str], context_length: int = 77) -> torch.Tensor:
@@ -92,16 +94,20 @@ def to_model_inputs(instances: Instances, shapes: dict[str, tuple[int, ...]], au
                     f"to_model_inputs: modality {m!r} was not rendered; use world.render(instances, ...)"
                 )
         if m in ("vision", "image"):
+            assert instances.images is not None  # checked above
             out[m] = image_tensor(instances.images, shape[-1])
         elif m == "video":
+            assert instances.videos is not None
             out[m] = video_tensor(instances.videos, shape[-1])
         elif m in ("depth", "thermal"):
             out[m] = map_tensor(getattr(instances, m), shape[-1])
         elif m == "imu":
+            assert instances.imu is not None
             out[m] = imu_tensor(instances.imu, shape[-1])
         elif m == "text":
             out[m] = text_tensor(instances.captions, context_length=shape[-1])
         elif m == "audio":
+            assert instances.audio is not None
             kw = audio_clip_options(instances.audio.shape[1] / instances.sample_rate, shape[-2], shape[-1])
             out[m] = audio_tensor(instances.audio, instances.sample_rate, **{**kw, **(audio_kwargs or {})})
         else:

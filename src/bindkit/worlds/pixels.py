@@ -42,7 +42,7 @@ def render_pixels(inst, want: set, size: int, frames: int, window: float) -> dic
     if "video" in want:
         chunk = min(chunk, VIDEO_BUDGET // (frames * size * size * 3))
     chunk = max(1, chunk)
-    out = {m: [] for m in ("image", "video", "thermal", "depth") if m in want}
+    out: dict[str, list[np.ndarray]] = {m: [] for m in ("image", "video", "thermal", "depth") if m in want}
     for lo in range(0, n, chunk):
         c = slice(lo, min(n, lo + chunk))
         reach = _reach(float(g.width[c].max()) / 2, size, want)
@@ -88,14 +88,18 @@ def _chunk(inst, c: slice, d2: dict, want: set, size: int, window: float) -> dic
 def _photos(inst, c: slice, d2: dict, want: set, size: int, window: float) -> dict:
     """The photo (finished digit) and the video frames (digit so far, pen tip shown while writing)."""
     g, ent = inst.geometry, inst.entropy[c]
-    surf, grain, light, noise_std, soft, strength = [], [], [], [], [], []
+    surfs, grains, lights, noise_stds, softs, strength = [], [], [], [], [], []
     for r, s, lt in zip(rngs(ent, "scene"), inst.surface[c], inst.lighting[c], strict=True):
         tex, fine = surface_texture(s, r, size)
         lf, ns = light_field(lt, r, size)
-        surf.append(tex), grain.append(fine), light.append(lf), noise_std.append(ns * r.uniform(0.7, 1.3))
-        soft.append(r.uniform(0.6, 1.6) * size / 64), strength.append(r.uniform(0.85, 1.0))
-    surf, light, grain = np.stack(surf), np.stack(light), np.stack(grain)
-    noise_std, soft, half = np.array(noise_std, np.float32), np.array(soft), g.width[c] / 2
+        surfs.append(tex)
+        grains.append(fine)
+        lights.append(lf)
+        noise_stds.append(ns * r.uniform(0.7, 1.3))
+        softs.append(r.uniform(0.6, 1.6) * size / 64)
+        strength.append(r.uniform(0.85, 1.0))
+    surf, light, grain = np.stack(surfs), np.stack(lights), np.stack(grains)
+    noise_std, soft, half = np.array(noise_stds, np.float32), np.array(softs), g.width[c] / 2
     chalk = np.array([s == "chalkboard" for s in inst.surface[c]])[:, None, None]
     texture = np.where(chalk, np.clip(0.75 + 0.3 * grain, 0, 1), 1.0) * np.array(strength)[:, None, None]
     ink = np.array([INKS[k] for k in inst.ink[c]], np.float32)

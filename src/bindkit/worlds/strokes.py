@@ -18,9 +18,9 @@ SPARSE = 48  # points per digit path used for rendering (distance-to-segment fie
 
 def line(*pts: tuple[float, float]) -> np.ndarray:
     """A polyline through the given points, finely sampled: (m, 2)."""
-    pts = np.asarray(pts, np.float64)
+    p = np.asarray(pts, np.float64)
     t = np.linspace(0, 1, 16)[:, None]
-    return np.concatenate([a + t * (b - a) for a, b in zip(pts[:-1], pts[1:], strict=False)])
+    return np.concatenate([a + t * (b - a) for a, b in zip(p[:-1], p[1:], strict=False)])
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> np.ndarray:
@@ -145,13 +145,13 @@ def template(digit: int, allograph: int) -> Template:
     strokes = ALLOGRAPHS[digit][allograph]
     lengths = np.array([np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in strokes])
     k_dense, k_sparse = _share(lengths, DENSE, 8), _share(lengths, SPARSE, 3)
-    dense, ids, sparse, start = [], [], [], 0
+    dense_parts, id_parts, sparse, start = [], [], [], 0
     for j, (s, kd, ks) in enumerate(zip(strokes, k_dense, k_sparse, strict=True)):
-        dense.append(_resample(s, kd))
-        ids.append(np.full(kd, j))
+        dense_parts.append(_resample(s, kd))
+        id_parts.append(np.full(kd, j))
         sparse.append(start + np.round(np.linspace(0, kd - 1, ks)).astype(int))
         start += kd
-    dense, ids = np.concatenate(dense), np.concatenate(ids)
+    dense, ids = np.concatenate(dense_parts), np.concatenate(id_parts)
     return Template(dense, ids, np.concatenate(sparse), knots(dense, ids))
 
 

@@ -162,16 +162,16 @@ def read_vggsound(root: str | Path, split: str = "test", missing: str = "skip") 
         if bad:
             raise ValueError(f"{full}: rows must have 4 fields (id,start,label,split), e.g. {bad[0]}")
         vocab = sorted({r[2] for r in rows})
-        rows = [(r[0], float(r[1]), r[2]) for r in rows if r[3] == split]
+        segments = [(r[0], float(r[1]), r[2]) for r in rows if r[3] == split]
     else:
         path = find_one(root, f"{split}.csv")
         raw = read_csv(path, header=False)
-        rows = [(*_split_name(r[0]), r[1]) for r in raw]
-        vocab = sorted({r[2] for r in rows})
+        segments = [(*_split_name(r[0]), r[1]) for r in raw]
+        vocab = sorted({r[2] for r in segments})
     media = index_files(root, AUDIO_EXTS + VIDEO_EXTS)
     index = {c: i for i, c in enumerate(vocab)}
     items, labels, lost = [], [], []
-    for yt, start, label in rows:
+    for yt, start, label in segments:
         p = _clip_file(media, yt, start)
         if p is None:
             lost.append((f"{yt}_{int(start):06d}", "no media file"))

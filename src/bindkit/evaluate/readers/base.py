@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 KINDS = ("classification", "multilabel", "retrieval")
 
@@ -85,7 +85,7 @@ class EvalDataset:
         """The same dataset restricted to the items at `idx` (in that order)."""
         pick = lambda v: None if v is None else [v[i] for i in idx]  # noqa: E731
         return replace(
-            self, name=name or self.name, items=pick(self.items), labels=pick(self.labels),
+            self, name=name or self.name, items=[self.items[i] for i in idx], labels=pick(self.labels),
             captions=pick(self.captions), folds=pick(self.folds), splits=pick(self.splits),
         )  # fmt: skip
 
@@ -98,6 +98,10 @@ class EvalDataset:
         }  # fmt: skip
 
 
+@overload
+def find_one(root: Path, name: str, required: Literal[True] = ..., max_depth: int = ...) -> Path: ...
+@overload
+def find_one(root: Path, name: str, required: bool, max_depth: int = ...) -> Path | None: ...
 def find_one(root: Path, name: str, required: bool = True, max_depth: int = 4) -> Path | None:
     """The shallowest file called `name` under `root` (breadth-first, `max_depth` levels)."""
     root = Path(root)
@@ -137,6 +141,10 @@ def read_text(path: Path, encodings: tuple[str, ...] = ("utf-8-sig", "iso-8859-1
     raise ValueError(f"{path}: not decodable as any of {encodings}")
 
 
+@overload
+def read_csv(path: Path, header: Literal[True] = ..., **kw: Any) -> list[dict[str, str]]: ...
+@overload
+def read_csv(path: Path, header: Literal[False], **kw: Any) -> list[list[str]]: ...
 def read_csv(path: Path, header: bool = True, **kw: Any) -> list[dict[str, str]] | list[list[str]]:
     """Rows of a CSV with a real parser (quoted commas, CRLF); dicts keyed by the header, or lists without one."""
     f = io.StringIO(read_text(path), newline="")

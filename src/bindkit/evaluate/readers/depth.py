@@ -112,7 +112,7 @@ def read_sund(root: str | Path, test_list: str | Path | None = None, missing: st
         raise FileNotFoundError(f"{root}: no SUN RGB-D sample folders (with scene.txt) found")
     split, source = _sun_split(root, test_list)
     names = [c.replace(" ", "_") for c in SUN_CLASSES]
-    items, labels, splits, lost, excluded = [], [], [], [], {}
+    items, labels, splits, lost, excluded = [], [], [], [], dict[str, int]()
     for s in samples:
         scene = read_text(s / "scene.txt").strip()
         part = "test" if split is None else split(_sample_key(s))

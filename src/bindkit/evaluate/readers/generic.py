@@ -33,9 +33,10 @@ def guess_modality(paths: list[Path]) -> str:
     if None in kinds:
         odd = next(p for p in paths if p.suffix.lower() not in EXT_MODALITY)
         raise ValueError(f"cannot tell the modality of {odd} from its extension: pass modality=")
-    if len(kinds) != 1:
-        raise ValueError(f"files of several modalities {sorted(kinds)}: pass modality= or split the folder")
-    kind = str(kinds.pop())  # not None: checked above
+    known = {k for k in kinds if k is not None}  # all of them, after the check above
+    if len(known) != 1:
+        raise ValueError(f"files of several modalities {sorted(known)}: pass modality= or split the folder")
+    kind = known.pop()
     if kind == "vision":
         for p in paths:
             _refuse_ambiguous_picture(p)

@@ -31,7 +31,7 @@ def read_ego4d(
     if imu_dir is None:
         raise FileNotFoundError(f"{root}: no imu/ folder next to {meta_path}")
     wanted = {ln.strip() for ln in read_text(Path(videos)).splitlines() if ln.strip()} if videos else None
-    rows, lost, excluded = [], [], {}
+    rows, lost, excluded = [], [], dict[str, int]()
     for v in meta.get("videos", []):
         uid = v.get("video_uid")
         if not v.get("has_imu") or (wanted is not None and uid not in wanted):

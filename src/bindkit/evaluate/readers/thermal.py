@@ -35,7 +35,10 @@ def read_voc_boxes(path: Path, name: str = "person") -> tuple[tuple[int, int], l
         if (obj.findtext("name") or "").strip() != name:
             continue
         bb = obj.find("bndbox")
-        box = tuple(int(float(bb.findtext(k, "nan"))) for k in ("xmin", "ymin", "xmax", "ymax"))
+        if bb is None:
+            raise ValueError(f"{path}: a {name} object without a <bndbox>")
+        x0, y0, x1, y1 = (int(float(bb.findtext(k, "nan"))) for k in ("xmin", "ymin", "xmax", "ymax"))
+        box = (x0, y0, x1, y1)
         if not (0 <= box[0] < box[2] and 0 <= box[1] < box[3]):
             raise ValueError(f"{path}: degenerate {name} box {box}")
         boxes.append(box)
@@ -72,7 +75,7 @@ def read_llvip(root: str | Path, split: str = "test", seed: int = 0, missing: st
     img_dir = _find_dir(root, "infrared") / split
     if not img_dir.is_dir():
         raise FileNotFoundError(f"{root}: no infrared/{split}/ folder")
-    items, labels, lost, excluded = [], [], [], {}
+    items, labels, lost, excluded = [], [], [], dict[str, int]()
     for img in sorted(img_dir.glob("*.jpg")):
         xml = ann_dir / f"{img.stem}.xml"
         if not xml.is_file():
