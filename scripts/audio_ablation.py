@@ -49,6 +49,9 @@ VARIANTS: dict[str, tuple[str, WaveAug, int, bool]] = {
     "new+mf": ("centre", WaveAug(), 1, True),
     "clean+new+mf": ("centre", WaveAug(), 2, True),
     "old+mf": ("fbank", NONE, 1, True),
+    "new+speed": ("centre", dataclasses.replace(WaveAug(), speed=0.5), 1, False),
+    "clean+new+speed": ("centre", dataclasses.replace(WaveAug(), speed=0.5), 2, False),
+    "speed": ("centre", dataclasses.replace(NONE, speed=0.5), 1, False),  # speed/formant change only
 }
 
 

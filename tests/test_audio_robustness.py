@@ -10,7 +10,15 @@ import torch
 import bindkit
 from bindkit.config import EncoderConfig
 from bindkit.data import load, load_audio, loader_kwargs
-from bindkit.train.audio_augment import WaveAug, add_noise, augment_wave, band_limit, change_level, cut_word
+from bindkit.train.audio_augment import (
+    WaveAug,
+    add_noise,
+    augment_wave,
+    band_limit,
+    change_level,
+    change_speed,
+    cut_word,
+)
 from bindkit.worlds import DigitsWorld
 from bindkit.worlds.speech import heldout_engine, load_manifest, split_voices, voice_engines
 
@@ -163,3 +171,16 @@ def test_a_short_file_embeds_like_the_same_word_padded_in_the_waveform(
         e2 = model.encode({"audio": load("audio", padded, config=model.config)})["audio"]
     cos = torch.nn.functional.cosine_similarity(e1, e2)
     assert float(cos.median()) >= 0.95, cos
+
+
+def test_speed_change_moves_pitch_and_the_word_span():
+    t = np.arange(32000) / SR
+    clip = np.zeros(32000, np.float32)
+    clip[8000:16000] = np.sin(2 * np.pi * 400 * t[8000:16000])
+    fast, span = change_speed(clip, (8000, 16000), 1.25)  # shorter: stays short, the loader pads it
+    assert len(fast) == 25600 and span == (6400, 12800)
+    freqs = np.fft.rfftfreq(span[1] - span[0], 1 / SR)
+    assert abs(freqs[np.argmax(np.abs(np.fft.rfft(fast[span[0] : span[1]])))] - 500) <= 2  # 400 Hz x 1.25
+    slow, (a, b) = change_speed(clip, (8000, 16000), 0.8)  # longer: cut back to 2 s around the word
+    assert len(slow) == 32000 and b - a == 10000
+    assert np.abs(slow[a:b]).max() > 0.9 and np.abs(slow[:a]).max() < 1e-3 and np.abs(slow[b:]).max() < 1e-3

@@ -53,6 +53,21 @@ def reverberate(wave: np.ndarray, rng: np.random.Generator, rt60: float, wet: fl
     return y.astype(np.float32)
 
 
+def change_speed(
+    wave: np.ndarray, span: tuple[int, int], factor: float
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """wave played `factor` times faster (linear-interpolation resampling: tempo, pitch and formants move together,
+    like a shorter or longer vocal tract) and the word's span with it; a longer result is cut back to the input
+    length around the word (a shorter one stays short: the loader pads it)."""
+    n = max(2, int(len(wave) / factor))
+    out = np.interp(np.arange(n) * factor, np.arange(len(wave)), wave).astype(np.float32)
+    a, b = int(span[0] / factor), min(n, int(np.ceil(span[1] / factor)))
+    if n > len(wave):  # keep len(wave) samples centred on the word
+        start = min(max(0, (a + b - len(wave)) // 2), n - len(wave))
+        out, a, b = out[start : start + len(wave)], max(0, a - start), min(len(wave), b - start)
+    return out, (a, b)
+
+
 def cut_word(wave: np.ndarray, span: tuple[int, int], margin: int) -> np.ndarray:
     """The word of a clip at its natural length: samples [start - margin, end + margin) of `wave`."""
     return wave[max(0, span[0] - margin) : span[1] + margin].copy()
@@ -69,14 +84,19 @@ class WaveAug:
     noise: float = 0.3  # share with extra white noise ...
     snr_db: tuple[float, float] = (10.0, 30.0)  # ... at an SNR (to the word's power) in this range
     reverb: float = 0.2  # share with an extra room
+    speed: float = 0.0  # share played faster or slower (another speaker's pitch and formants) ...
+    speed_range: tuple[float, float] = (0.8, 1.25)  # ... by a factor drawn log-uniformly in this range
     sample_rate: int = 16000
 
 
 def augment_wave(wave: np.ndarray, span: tuple[int, int], seed_row, aug: WaveAug = WaveAug()) -> np.ndarray:
     """One item's augmented waveform (may be shorter than the clip: a cut word); a pure function of `seed_row`."""
     rng = np.random.default_rng([int(v) for v in seed_row])
-    u = rng.random(5)
+    u = rng.random(6)
     sr = aug.sample_rate
+    if u[5] < aug.speed:
+        lo, hi = np.log(aug.speed_range)
+        wave, span = change_speed(wave, span, float(np.exp(rng.uniform(lo, hi))))
     word_power = float(np.mean(wave[span[0] : span[1]].astype(np.float64) ** 2)) + 1e-12
     if u[0] < aug.reverb:
         wave = reverberate(wave, rng, rng.uniform(0.2, 0.6), rng.uniform(0.2, 0.8), sr)
