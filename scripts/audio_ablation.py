@@ -100,7 +100,7 @@ def run_variant(
     t_in = time.perf_counter() - t0
     phase = Phase(steps=args.steps, batch_size=96, lr=4e-3, warmup_steps=min(60, args.steps // 10))
     pair = _pair("vision", "audio", images.repeat(views, 1, 1, 1), audio, phase, 0.1)
-    run_dir = args.cache / "runs" / name.replace(" ", "_").replace("+", "-")
+    run_dir = args.cache / "runs" / f"{name.replace(' ', '_').replace('+', '-')}-{len(train)}-{args.steps}"
     res = _run([pair], phase, run_dir, args.seed, False, init=str(args.anchor),
                encoders={"vision": "frozen", "text": "frozen"})  # fmt: skip
     model = res.model
@@ -125,11 +125,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--n-train", type=int, default=8000)
     p.add_argument("--n-test", type=int, default=600)
+    p.add_argument(
+        "--subset", type=int, default=0, help="train on the first N cached instances only (0: all)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path("/tmp/speech-abl"))
     args = p.parse_args()
     t0 = time.perf_counter()
     train, test, engine = world_data(args.n_train, args.n_test, args.seed, args.cache)
+    if args.subset:
+        train = train.select(slice(0, args.subset))
     images = to_model_inputs(train, {"vision": demo_config().encoders["vision"].input_shape})["vision"]
     print(
         f"world ready in {time.perf_counter() - t0:.0f} s: {len(train)} train, {len(test)} test", flush=True
