@@ -72,13 +72,12 @@ def world_data(n_train: int, n_test: int, seed: int, cache: Path) -> tuple[Insta
 
 
 def audio_inputs(train: Instances, pad: str, aug: WaveAug, views: int, seed: int) -> torch.Tensor:
-    """(n * views, 1, 1, mel, frames): view 0 clean when views > 1, the others augmented with their own seeds."""
+    """(n * views, 1, 1, mel, frames): with views > 1, view 0 as recorded and the others augmented."""
     cfg = demo_config()
     opts = dict(audio_options_for(cfg), pad=pad)
-    out = []
-    for v in range(views):
-        out.append(train_audio(train, cfg, opts, seed + 1000 * v, NONE if (views > 1 and v == 0) else aug))
-    return torch.cat(out)
+    return train_audio(
+        train, cfg, opts, seed, ((None,) if views > 1 else ()) + (aug,) * (views - (views > 1))
+    )
 
 
 def audio_options_for(cfg) -> dict:
@@ -99,7 +98,7 @@ def run_variant(
     audio = audio_inputs(train, pad, aug, views, args.seed)
     t_in = time.perf_counter() - t0
     phase = Phase(steps=args.steps, batch_size=96, lr=4e-3, warmup_steps=min(60, args.steps // 10))
-    pair = _pair("vision", "audio", images.repeat(views, 1, 1, 1), audio, phase, 0.1)
+    pair = _pair("vision", "audio", images, audio, phase, 0.1, len(train))
     run_dir = args.cache / "runs" / f"{name.replace(' ', '_').replace('+', '-')}-{len(train)}-{args.steps}"
     res = _run([pair], phase, run_dir, args.seed, False, init=str(args.anchor),
                encoders={"vision": "frozen", "text": "frozen"})  # fmt: skip
