@@ -184,3 +184,36 @@ def test_speed_change_moves_pitch_and_the_word_span():
     slow, (a, b) = change_speed(clip, (8000, 16000), 0.8)  # longer: cut back to 2 s around the word
     assert len(slow) == 32000 and b - a == 10000
     assert np.abs(slow[a:b]).max() > 0.9 and np.abs(slow[:a]).max() < 1e-3 and np.abs(slow[b:]).max() < 1e-3
+
+
+def test_audio_views_pair_with_their_instances_image_and_keep_the_step_share():
+    from bindkit.demo.settings import Phase
+    from bindkit.demo.training import _pair
+
+    phase = Phase(steps=1, batch_size=2, lr=1e-3, share={"audio": 2.0})
+    images = (
+        torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 3, 2, 2)
+    )  # anchor set larger than the 3 instances
+    audio = torch.arange(6.0).reshape(6, 1, 1, 1, 1)  # 2 views x 3 instances, view-major
+    pair = _pair("vision", "audio", images, audio, phase, 0.1, n=3)
+    anchor, other = pair.data.tensors
+    assert anchor[:, 0, 0, 0].tolist() == [0, 1, 2, 0, 1, 2] and torch.equal(other, audio)
+    assert pair.replication == 1.0  # 2.0 per instance, spread over its 2 views
+    with pytest.raises(ValueError, match="not whole views"):
+        _pair("vision", "audio", images, audio[:5], phase, 0.1, n=3)
+
+
+def test_train_audio_gives_the_clip_as_recorded_then_its_augmented_copy():
+    from bindkit.demo.data import AUDIO_VIEWS, audio_options, train_audio
+    from bindkit.demo.settings import demo_config
+    from bindkit.worlds.inputs import audio_clip_options
+
+    world, cfg = DigitsWorld(), demo_config()
+    train = world.sample("train", 4, seed=1, modalities=("audio",))
+    opts = audio_options(world, cfg)
+    x = train_audio(train, cfg, opts, seed=0)
+    assert AUDIO_VIEWS[0] is None and x.shape[0] == 4 * len(AUDIO_VIEWS)
+    kw = audio_clip_options(train.audio.shape[1] / SR, 64, 198) | opts  # the demo's loader options, by hand
+    clean = load_audio([(torch.from_numpy(w), SR) for w in train.audio], **kw)
+    torch.testing.assert_close(x[:4], clean, atol=0, rtol=0)
+    assert not torch.allclose(x[4:8], x[:4])
