@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -29,8 +30,7 @@ from bindkit.evaluate import zero_shot
 def use_old_recipe() -> None:
     """main's audio recipe: the official filterbank padding and one row per instance, as recorded."""
     demo_data.AUDIO_PAD = "fbank"
-    inner = demo_data.train_audio
-    demo_data.train_audio = lambda train, config, audio, seed: inner(train, config, audio, seed, (None,))
+    setattr(demo_data, "train_audio", functools.partial(demo_data.train_audio, views=(None,)))
 
 
 def main() -> None:
