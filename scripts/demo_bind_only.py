@@ -30,7 +30,7 @@ from bindkit.evaluate import zero_shot
 def use_old_recipe() -> None:
     """main's audio recipe: the official filterbank padding and one row per instance, as recorded."""
     demo_data.AUDIO_PAD = "fbank"
-    setattr(demo_data, "train_audio", functools.partial(demo_data.train_audio, views=(None,)))
+    demo_data.train_audio = functools.partial(demo_data.train_audio, views=(None,))
 
 
 def main() -> None:
