@@ -19,6 +19,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bindkit.demo import training
@@ -52,6 +53,8 @@ VARIANTS: dict[str, tuple[str, WaveAug, int, bool]] = {
     "new+speed": ("centre", dataclasses.replace(WaveAug(), speed=0.5), 1, False),
     "clean+new+speed": ("centre", dataclasses.replace(WaveAug(), speed=0.5), 2, False),
     "speed": ("centre", dataclasses.replace(NONE, speed=0.5), 1, False),  # speed/formant change only
+    "clean+short75": ("centre", dataclasses.replace(WaveAug(), short=0.75), 2, False),
+    "clean+new+short": ("centre", WaveAug(), 3, False),  # as recorded, augmented, the word alone
 }
 
 
@@ -75,9 +78,30 @@ def audio_inputs(train: Instances, pad: str, aug: WaveAug, views: int, seed: int
     """(n * views, 1, 1, mel, frames): with views > 1, view 0 as recorded and the others augmented."""
     cfg = demo_config()
     opts = dict(audio_options_for(cfg), pad=pad)
+    if views == 3:
+        return train_audio(train, cfg, opts, seed, (None, aug, SHORT))
     return train_audio(
         train, cfg, opts, seed, ((None,) if views > 1 else ()) + (aug,) * (views - (views > 1))
     )
+
+
+def length_cosine(model, test: Instances, n: int = 60) -> float:
+    """Median cosine between a test word loaded as a short waveform and the same word at the start of a silent
+    2-s clip (the test suite's length-invariance check)."""
+    from bindkit.data import load
+
+    assert test.audio is not None and test.audio_span is not None
+    clip, short, padded = int(1.995 * test.sample_rate), [], []
+    for w, (a, b) in zip(test.audio[:n], test.audio_span[:n], strict=True):
+        full = np.zeros(clip, np.float32)
+        full[: b - a] = w[a:b]
+        short.append((torch.from_numpy(w[a:b].copy()), test.sample_rate))
+        padded.append((torch.from_numpy(full), test.sample_rate))
+    with torch.no_grad():
+        e1, e2 = (
+            model.encode({"audio": load("audio", x, config=model.config)})["audio"] for x in (short, padded)
+        )
+    return float(torch.nn.functional.cosine_similarity(e1, e2).median())
 
 
 def audio_options_for(cfg) -> dict:
@@ -109,6 +133,7 @@ def run_variant(
     rows = audio_robustness(model, class_embeddings(model), test, engine, args.seed)
     out = {"variant": name, "inputs_s": round(t_in, 1), "total_s": round(time.perf_counter() - t0, 1),
            **{k: round(v["top1"], 1) for k, v in rows.items()}}  # fmt: skip
+    out["length_cosine"] = round(length_cosine(model, test), 3)
     out["per_engine_as_recorded"] = {
         k: round(v, 1) for k, v in rows["as recorded"].items() if k not in ("top1", "n")
     }
