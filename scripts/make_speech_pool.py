@@ -1,13 +1,24 @@
-"""Generate the shipped speech pool once with Debian's espeak-ng (not needed at run time).
+"""Generate the shipped speech pool once with three Debian speech engines (not needed at run time).
 
-Run from the repo root after `apt-get install -y espeak-ng`:
-    python scripts/make_speech_pool.py [--out src/bindkit/assets/speech]
+Run from the repo root after `apt-get install -y espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k
+festvox-us-slt-hts`:
+    python scripts/make_speech_pool.py [--out src/bindkit/assets/speech] [--engines flite,festival]
 
-Every voice identity (an espeak accent + a voice variant) speaks the ten English number words, each at its own
-seeded rate and pitch. Words are resampled 22.05 -> 16 kHz, trimmed of silence, levelled, and the ten words of one
+`--engines` regenerates only those engines and keeps the other engines' files and manifest entries as they are.
+
+Engines and splits (each voice identity has a `split` in the manifest):
+- espeak-ng (formant synthesis): an accent + a voice variant speaks the ten English number words, each at its own
+  seeded rate and pitch; train / test split by variant (timbre), unchanged since the first pool.
+- flite (CMU Flite: clustergen voices awb, rms, slt and the kal diphone voices): `RENDITIONS` identities per voice,
+  each with a seeded duration stretch and F0 mean. awb and rms are train; kal, kal16 and slt are test (held-out
+  voices of a seen engine), because Festival's held-out voices are recorded by the same speakers (KAL, SLT).
+- festival (Festival 2.5: kal and ked residual-LPC diphone voices, the SLT HTS voice): the held-out *engine*, split
+  `engine`; never in training.
+Words of the other engines are synthesised at their own rate (8, 16 or 32 kHz) and treated like espeak-ng's. Words are resampled 22.05 -> 16 kHz, trimmed of silence, levelled, and the ten words of one
 voice are stored back to back (with short silences) in one Ogg/Vorbis file, which keeps the pool small (one codec
 header per voice instead of per word) and quick to decode (Vorbis decodes ~4x faster than Opus in libsndfile). `manifest.json` lists every word with its file, start sample and length.
-Voices are split by variant (timbre): the test variants never occur in train under any accent.
+Every engine's random stream is its own (seeded by `--seed` and the engine's name), so adding an engine leaves
+the others' recordings unchanged.
 """
 
 import argparse
@@ -15,6 +26,8 @@ import io
 import json
 import subprocess
 import tempfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +52,21 @@ VARIANTS = [
 ]  # fmt: skip
 TEST_VARIANTS = {"m3", "m7", "klatt3", "f2", "linda", "Alicia"}
 ACCENTS_PER_VARIANT = 4
+# flite voice -> split (kal, kal16 and slt share their speakers with festival's held-out voices: held out too)
+FLITE_VOICES = {"awb": "train", "rms": "train", "kal": "test", "kal16": "test", "slt": "test"}
+FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]  # all: split "engine"
+HELDOUT_ENGINE = "festival"
+RENDITIONS = 4  # identities per flite/festival voice (seeded tempo and pitch)
+ENGINES = ("espeak-ng", "flite", "festival")
 SAMPLE_RATE = 16000
 GAP = int(0.15 * SAMPLE_RATE)  # silence between words inside one voice file
+
+
+def _read_wav(path: str, what: str) -> tuple[np.ndarray, int]:
+    wave, sr = sf.read(path, dtype="float32")
+    if wave.ndim != 1 or len(wave) == 0:
+        raise RuntimeError(f"{what} gave no mono audio")
+    return wave, sr
 
 
 def synthesize(voice: str, word: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
@@ -48,10 +74,25 @@ def synthesize(voice: str, word: str, rate: int, pitch: int) -> tuple[np.ndarray
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
         cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-z", "-w", f.name, word]
         subprocess.run(cmd, check=True, capture_output=True)
-        wave, sr = sf.read(f.name, dtype="float32")
-    if wave.ndim != 1 or len(wave) == 0:
-        raise RuntimeError(f"espeak-ng gave no mono audio for {voice!r} {word!r}")
-    return wave, sr
+        return _read_wav(f.name, f"espeak-ng {voice!r} {word!r}")
+
+
+def synthesize_flite(voice: str, word: str, stretch: float, f0: int) -> tuple[np.ndarray, int]:
+    """One flite utterance: `stretch` scales durations, `f0` is the intonation's mean pitch (Hz)."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        cmd = ["flite", "-voice", voice, "-t", word, "--setf", f"duration_stretch={stretch:.3f}",
+               "--setf", f"int_f0_target_mean={f0}", "-o", f.name]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        return _read_wav(f.name, f"flite {voice!r} {word!r}")
+
+
+def synthesize_festival(voice: str, word: str, stretch: float, _f0: int) -> tuple[np.ndarray, int]:
+    """One Festival utterance (text2wave) with the voice `voice_<voice>` and a duration stretch."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        cmd = ["text2wave", "-eval", f"(voice_{voice})", "-eval",
+               f"(Parameter.set 'Duration_Stretch {stretch:.3f})", "-o", f.name]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True, input=word.encode())
+        return _read_wav(f.name, f"festival {voice!r} {word!r}")
 
 
 def resample_fft(wave: np.ndarray, sr: int, new_sr: int) -> np.ndarray:
@@ -91,15 +132,37 @@ def encode_vorbis(wave: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def make_voice(ident: dict, rng: np.random.Generator, out: Path) -> list[dict]:
+def renditions(engine: str, voices: dict[str, str]) -> list[dict]:
+    """RENDITIONS identities `<engine>+<voice>-<k>` per voice of a non-espeak engine, with their split."""
+    return [{"voice": f"{engine}+{v}-{k}", "engine": engine, "engine_voice": v, "rendition": k, "split": split}
+            for v, split in voices.items() for k in range(RENDITIONS)]  # fmt: skip
+
+
+def espeak_word(ident: dict, word: str, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
+    rate, pitch = int(rng.integers(120, 221)), int(rng.integers(25, 81))
+    return (*synthesize(ident["voice"], word, rate, pitch), {"rate": rate, "pitch": pitch})
+
+
+def other_word(synth: Callable) -> Callable:
+    """A word of a flite/festival identity: seeded duration stretch 0.8-1.25 and F0 mean 90-200 Hz."""
+
+    def word_of(ident: dict, word: str, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
+        stretch, f0 = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))), int(rng.integers(90, 201))
+        return (*synth(ident["engine_voice"], word, stretch, f0), {"stretch": round(stretch, 3), "f0": f0})
+
+    return word_of
+
+
+def make_voice(
+    ident: dict, rng: np.random.Generator, out: Path, word_fn: Callable = espeak_word
+) -> list[dict]:
     """Synthesize the ten words of one voice into `<voice>.ogg`; return the manifest records."""
     records, pieces, pos = [], [], GAP
     for digit, word in enumerate(WORDS):
-        rate, pitch = int(rng.integers(120, 221)), int(rng.integers(25, 81))
-        wave, sr = synthesize(ident["voice"], word, rate, pitch)
+        wave, sr, params = word_fn(ident, word, rng)
         wave = trim_and_level(resample_fft(wave, sr, SAMPLE_RATE), SAMPLE_RATE)
         fname = ident["voice"] + ".ogg"
-        records.append({"digit": digit, "word": word, "voice": ident["voice"], "rate": rate, "pitch": pitch,
+        records.append({"digit": digit, "word": word, "voice": ident["voice"], **params,
                         "file": fname, "start": pos, "frames": len(wave)})  # fmt: skip
         pieces += [np.zeros(GAP, np.float32), wave]
         pos += GAP + len(wave)
@@ -111,22 +174,57 @@ def make_voice(ident: dict, rng: np.random.Generator, out: Path) -> list[dict]:
     return records
 
 
+def engine_version(engine: str) -> str:
+    """The engine's version line, for the manifest's provenance."""
+    cmd = {"espeak-ng": ["espeak-ng", "--version"], "flite": ["flite", "--version"],
+           "festival": ["festival", "--version"]}[engine]  # fmt: skip
+    text = subprocess.run(cmd, capture_output=True, text=True)
+    return " ".join((text.stdout + text.stderr).split())
+
+
+def build_engine(engine: str, seed: int, out: Path) -> tuple[list[dict], list[dict]]:
+    """(identities, records) of one engine, its files written to `out`."""
+    if engine == "espeak-ng":  # the first pool's stream: seed alone, so its recordings stay as they were
+        idents, rng, word_fn = voice_identities(), np.random.default_rng(seed), espeak_word
+        idents = [{**i, "engine": "espeak-ng"} for i in idents]
+    else:
+        voices = FLITE_VOICES if engine == "flite" else {v: "engine" for v in FESTIVAL_VOICES}
+        idents = renditions(engine, voices)
+        rng = np.random.default_rng([seed, zlib.crc32(engine.encode())])
+        word_fn = other_word(synthesize_flite if engine == "flite" else synthesize_festival)
+    records = [r for ident in idents for r in make_voice(ident, rng, out, word_fn)]
+    return idents, records
+
+
 def main() -> None:
-    """Build the pool and its manifest."""
+    """Build the pool (all engines, or those of --engines beside the kept others) and its manifest."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="src/bindkit/assets/speech")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines to (re)generate")
     args = ap.parse_args()
-    out = Path(args.out)
+    out, todo = Path(args.out), args.engines.split(",")
+    if unknown := set(todo) - set(ENGINES):
+        raise SystemExit(f"unknown engines {sorted(unknown)}; known: {ENGINES}")
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.ogg"):
-        old.unlink()
-    version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip()
-    rng = np.random.default_rng(args.seed)
-    idents = voice_identities()
-    records = [r for ident in idents for r in make_voice(ident, rng, out)]
-    manifest = {"generator": version, "sample_rate": SAMPLE_RATE, "format": "ogg/vorbis", "words": WORDS,
-                "voices": idents, "recordings": records}  # fmt: skip
+    old = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+    engine_of = {v["voice"]: v.get("engine", "espeak-ng") for v in old.get("voices", [])}
+    for f in out.glob("*.ogg"):
+        if engine_of.get(f.stem) in todo or f.stem not in engine_of:
+            f.unlink()
+    generators = old.get("generators", {"espeak-ng": old["generator"]} if "generator" in old else {})
+    idents = [{**v, "engine": engine_of[v["voice"]]} for v in old.get("voices", [])
+              if engine_of[v["voice"]] not in todo]  # fmt: skip
+    records = [r for r in old.get("recordings", []) if engine_of[r["voice"]] not in todo]
+    for engine in todo:
+        i, r = build_engine(engine, args.seed, out)
+        idents, records, generators[engine] = idents + i, records + r, engine_version(engine)
+    order = {e: k for k, e in enumerate(ENGINES)}
+    engine_of = {v["voice"]: v["engine"] for v in idents}
+    idents.sort(key=lambda v: order[v["engine"]])  # stable: each engine keeps its own order
+    records.sort(key=lambda r: order[engine_of[r["voice"]]])
+    manifest = {"generators": generators, "heldout_engine": HELDOUT_ENGINE, "sample_rate": SAMPLE_RATE,
+                "format": "ogg/vorbis", "words": WORDS, "voices": idents, "recordings": records}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"{len(records)} recordings, {len(idents)} voices, {size / 1e6:.2f} MB in {out}")

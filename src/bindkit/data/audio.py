@@ -16,6 +16,13 @@ each clip's mean (over all channels), take a Kaldi fbank of channel 0 only (`fba
 `[mel, frames]`, right-pad with 0 or crop to `target_length`, and normalise with `(x - mean) / std` after padding
 (so padded cells hold `-mean / std`, 0.46706 by default).
 
+Short files (`pad`): the official rule, `pad="fbank"` (default, kept for parity), pads the log-mel frames of a file
+shorter than a clip with zeros after the filterbank (cells of one constant, `-mean / std`), which no clip of a
+longer file ever shows. `pad="centre"` or `pad="start"` is a non-official mode that instead pads the 16 kHz
+waveform with silence to the clip length (the sound centred, or at the start) before clips are cut, so a short word
+looks like the same word recorded inside a quiet clip. Use it only with a model trained that way (the demo's model
+stores `pad` in its config's `preprocess`, so `bindkit.data.load(..., config=...)` applies it by itself).
+
 In-place mean removal: the official clips are views of one shared waveform and their means are subtracted in
 place, so a clip overlapping an earlier one sees samples already shifted by that clip's mean (and a file shorter
 than a clip is reused three times, losing a tiny residual mean each time). With a DC offset this moves
@@ -254,6 +261,19 @@ def decode_audio(item: Any) -> tuple[torch.Tensor, int]:
 
 
 # ---------------------------------------------------------------------------------------------------- clips
+PAD_MODES = ("fbank", "centre", "start")
+
+
+def pad_to_clip(wave: torch.Tensor, samples: int, mode: str) -> torch.Tensor:
+    """`[C, N]` padded with silence to `samples` (sound centred or at the start); as it is when long enough or
+    when `mode` is the official "fbank" padding."""
+    short = samples - wave.shape[-1]
+    if mode == "fbank" or short <= 0:
+        return wave
+    left = short // 2 if mode == "centre" else 0
+    return torch.nn.functional.pad(wave, (left, short - left))
+
+
 def clip_slices(
     num_samples: int, sample_rate: int = 16000, clip_duration: float = 2.0, clips_per_file: int = 3
 ) -> list[tuple[int, int]]:
@@ -344,6 +364,8 @@ def _transform(decoded: list[tuple[str, torch.Tensor, int]], out: torch.Tensor, 
         members = [i for i, (_, _, r) in enumerate(decoded) if r == rate]
         for i, w in zip(members, resample_many([waves[i] for i in members], rate, sr), strict=True):
             waves[i] = w
+    clip = int(Fraction(opts["clip_duration"]) * sr)  # the sampler's clip length in samples
+    waves = [pad_to_clip(w, clip, opts["pad"]) for w in waves]
     for (name, _, _), w in zip(decoded, waves, strict=True):
         start, end = clip_slices(w.shape[-1], sr, opts["clip_duration"], opts["clips_per_file"])[0]
         _warn_padding(name, num_frames(min(w.shape[-1], end) - start, sr), target)
@@ -405,6 +427,8 @@ def _check_options(opts: dict[str, Any]) -> None:
         raise ValueError(f"clip_duration {opts['clip_duration']} s is shorter than one 25 ms fbank frame")
     if not opts["std"] > 0:
         raise ValueError(f"std must be positive, got {opts['std']}")
+    if opts["pad"] not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {opts['pad']!r}")
 
 
 def load_audio(
@@ -418,6 +442,7 @@ def load_audio(
     mean: float = -4.268,
     std: float = 9.138,
     inplace_mean: bool = True,
+    pad: str = "fbank",
     errors: str = "raise",
     num_workers: int | None = None,
 ) -> torch.Tensor | LoadResult:
@@ -429,7 +454,7 @@ def load_audio(
             f"expected a list of audio items, got {type(items).__name__}; wrap a single item in a list"
         )
     opts = dict(num_mel_bins=num_mel_bins, target_length=target_length, sample_rate=sample_rate, mean=mean, std=std,
-                clip_duration=clip_duration, clips_per_file=clips_per_file, inplace_mean=inplace_mean)  # fmt: skip
+                clip_duration=clip_duration, clips_per_file=clips_per_file, inplace_mean=inplace_mean, pad=pad)  # fmt: skip
     _check_options(opts)
     workers = max(1, min(8, os.cpu_count() or 1) if num_workers is None else num_workers)
     result = torch.empty(len(items), clips_per_file, 1, num_mel_bins, target_length)

@@ -63,6 +63,16 @@ def _anchor_md(s: dict[str, Any]) -> str:
     return "bindkit's pretrained demo anchor (`bindkit/assets/demo_anchor`, `scripts/train_demo_anchor.py`)"
 
 
+def robustness_section(result: dict[str, Any]) -> list[str]:
+    """The audio robustness table (held-out voices and the held-out engine), when the run has one."""
+    from .robustness import robustness_md
+
+    if "audio_robustness" not in result:
+        return []
+    return ["## Audio robustness (emergent top-1 %, held-out voices; per voice engine)", "",
+            *robustness_md(result["audio_robustness"]), ""]  # fmt: skip
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> Path:
     """The human-readable report: set-up, the four tables, targets and timings."""
     s, t, ar = result["settings"], result["timings_s"], result["arithmetic"]
@@ -78,6 +88,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> Path:
         *retrieval_md(result["retrieval"]), "",
         "## Few-shot linear probes (top-1 %, mean ± std over seeds)", "", *few_shot_md(result["few_shot"]), "",
         *video_md(result.get("video"), result["zero_shot"]["video"]["emergent"]["top1"]), *arithmetic_md(ar),
+        *robustness_section(result),
         *applications_md(result),
         "## Targets", "", *[f"- {k}: {'met' if v['met'] else 'NOT met'} ({v['detail']})" for k, v in result["targets"].items()], "",
         "## Time", "", "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in t.items()], "",

@@ -34,7 +34,7 @@ from bindkit.model import ImageBind
 from bindkit.train.build import set_encoder_config
 from bindkit.train.engine import RunResult
 
-from . import report, scores
+from . import report, robustness, scores
 from .anchor import pretrained_anchor_stage
 from .arithmetic import arithmetic_target
 from .data import DemoData, build_data
@@ -150,6 +150,9 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
         files = [paths["test"].parent / r["files"]["video"] for r in test.rows]
         result["video"] = scores.video_clip_table(bound, files, scores.class_embeddings(bound), test.digits,
                                                   data.world.window_seconds)  # fmt: skip
+        result["audio_robustness"] = robustness.audio_robustness(
+            bound, scores.class_embeddings(bound), data.test, data.engine_test, seed
+        )
     if apps:
         with clock.stage("applications", bar):
             result["applications"] = run_applications(run, s, seed, bound)

@@ -78,13 +78,21 @@ def _run(pairs: list[PairConfig], phase: Phase, run_dir: Path, seed: int, progre
     return trainer.run(stop)
 
 
-def _pair(anchor: str, other: str, a: torch.Tensor, b: torch.Tensor, phase: Phase, tau) -> PairConfig:
-    """An in-memory pair; rows of `a` beyond those of `b` are left out (the anchor set is the larger one). No
-    augmentation (the presets were tuned without it; Table 9 turns it on for depth and thermal by default)."""
-    return PairConfig((anchor, other), TensorPairs((anchor, other), a[: len(b)], b), batch_size=phase.batch_size,
+def _pair(anchor: str, other: str, a: torch.Tensor, b: torch.Tensor, phase: Phase, tau, n: int | None = None,
+          ) -> PairConfig:  # fmt: skip
+    """An in-memory pair of the first `n` instances (default len(b)); rows of `a` beyond them are left out (the
+    anchor set is the larger one). When `b` holds k * n rows (k views of the n instances, view-major, e.g. an
+    audio clip as recorded then augmented), the anchor rows repeat k times and the replication is divided by k, so
+    the modality keeps its share of the steps. No image augmentation (the presets were tuned without it; Table 9
+    turns it on for depth and thermal by default)."""
+    n = len(b) if n is None else n
+    if len(b) % n:
+        raise ValueError(f"{other}: {len(b)} rows are not whole views of {n} instances")
+    rows = torch.arange(len(b)) % n  # view-major: row v * n + i is view v of instance i
+    return PairConfig((anchor, other), TensorPairs((anchor, other), a[rows], b), batch_size=phase.batch_size,
                       lr=phase.lr, weight_decay=phase.weight_decay, temperature=tau,
-                      replication=phase.share.get(other, 1.0), drop_path=0.0, freq_mask=0, grad_clip=1.0,
-                      augment=False, erase=0.0, randaug=0)  # fmt: skip
+                      replication=phase.share.get(other, 1.0) * n / len(b), drop_path=0.0, freq_mask=0,
+                      grad_clip=1.0, augment=False, erase=0.0, randaug=0)  # fmt: skip
 
 
 def train_anchor(inputs: dict[str, torch.Tensor], phase: Phase, run_dir: Path, seed: int = 0,
@@ -97,9 +105,12 @@ def train_anchor(inputs: dict[str, torch.Tensor], phase: Phase, run_dir: Path, s
 def train_bound(inputs: dict[str, torch.Tensor], anchor: Path, phase: Phase, run_dir: Path, seed: int = 0,
                 progress: bool = True, via: str = "vision", stop: threading.Event | None = None) -> RunResult:  # fmt: skip
     """Train audio, depth, thermal and IMU against the frozen `via` encoder (vision: the paper's emergent binding;
-    text: the text-paired comparison) of the anchor model in folder `anchor`; one pair per step."""
+    text: the text-paired comparison) of the anchor model in folder `anchor`; one pair per step. The binding
+    instances are the first n rows (n: the fewest rows of a bound modality); a modality with k * n rows holds k
+    views of each."""
+    n = min(len(inputs[m]) for m in BOUND)
     pairs = [
-        _pair(via, m, inputs[via], inputs[m], phase, phase.temperature.get(m, DEFAULT_TAU)) for m in BOUND
+        _pair(via, m, inputs[via], inputs[m], phase, phase.temperature.get(m, DEFAULT_TAU), n) for m in BOUND
     ]
     return _run(pairs, phase, run_dir, seed, progress, stop, init=str(anchor),
                 encoders={"vision": "frozen", "text": "frozen"})  # fmt: skip

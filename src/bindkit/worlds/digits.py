@@ -4,7 +4,8 @@ An instance is a writer (seeded style, their voice) writing one digit with one a
 under a light, at a size and slant; every modality of the instance derives from the same pen path and clock:
 image (the photo of the written digit), video (it being written), thermal (the finger's heat trace), depth (the
 same path carved or embossed on a plate), IMU (the pen's motion), plus the digit spoken by the writer's voice
-(recorded with espeak-ng, shipped) and a caption. Train and test use disjoint writers, voices and random streams.
+(recorded with espeak-ng, flite and festival, shipped) and a caption. Train and test use disjoint writers, voices and
+random streams; `revoice(test, "engine")` gives the same test instances spoken by the held-out engine's voices.
 
     world = DigitsWorld(seed=0)
     train = world.sample("train", 3000, seed=0)        # all modalities, eager
@@ -53,7 +54,7 @@ class Instances:
     ids: list[str]
     digit: np.ndarray  # (n,) int64 class 0-9
     writer: np.ndarray  # (n,) int64 writer id (train and test ranges are disjoint)
-    voice: list[str]  # espeak-ng voice identity "accent+variant"
+    voice: list[str]  # voice identity: espeak-ng "accent+variant", "flite+<voice>-<k>", "festival+<voice>-<k>"
     allograph: np.ndarray  # (n,) which way of writing the digit
     surface: list[str]
     ink: list[str]
@@ -77,6 +78,7 @@ class Instances:
     images: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, H, W, 3)
     videos: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, T, H, W, 3)
     audio: np.ndarray | None = field(default=None, repr=False)  # float32 (n, samples) in [-1, 1]
+    audio_span: np.ndarray | None = field(default=None, repr=False)  # (n, 2) samples [start, end) of the word
     depth: np.ndarray | None = field(default=None, repr=False)  # float32 (n, H, W) disparity
     thermal: np.ndarray | None = field(default=None, repr=False)  # float32 (n, H, W) in [0, 1]
     imu: np.ndarray | None = field(
@@ -142,6 +144,10 @@ class DigitsWorld:
         for split, ws in self.split_writers.items():
             voices = speech.split_voices(split)
             self.writer_voice.update({int(w): voices[int(rng.integers(len(voices)))] for w in ws})
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 104729, 3]))  # its own stream: test unchanged
+        engine = speech.split_voices("engine")
+        self.engine_voice = {int(w): engine[int(rng.integers(len(engine)))] for w in self.split_writers["test"]
+                             } if engine else {}  # fmt: skip
 
     @property
     def video_fps(self) -> float:
@@ -160,6 +166,13 @@ class DigitsWorld:
     def writers(self, split: str) -> np.ndarray:
         """Writer ids of a split."""
         return self.split_writers[_split(split)]
+
+    def revoice(self, inst: Instances, group: str = "engine") -> Instances:
+        """A copy of test instances whose writers speak with the held-out engine's voices (audio not rendered)."""
+        _check(group == "engine", f"group must be 'engine', got {group!r}")
+        _check(inst.split == "test" and bool(self.engine_voice), "revoice needs test instances and an engine split")
+        voices = [self.engine_voice[int(w)] for w in inst.writer]
+        return replace(inst.select(slice(None)), voice=voices, audio=None, audio_span=None)
 
     @staticmethod
     def class_names() -> list[str]:
@@ -207,8 +220,9 @@ class DigitsWorld:
             pool = speech.load_pool()  # decoded on first use
             index = pool.index()
             rec = np.array([index[(v, int(d))] for v, d in zip(inst.voice, inst.digit, strict=True)])
-            inst.audio = speech.speak(pool, rec, _rngs(inst.entropy, "audio"), self.audio_seconds,
-                                      self.sample_rate)  # fmt: skip
+            inst.audio, inst.audio_span = speech.speak_with_spans(
+                pool, rec, _rngs(inst.entropy, "audio"), self.audio_seconds, self.sample_rate
+            )
         return inst
 
     def _instances(self, split: str, seed: int, entropy: np.ndarray) -> Instances:

@@ -1,7 +1,9 @@
-"""Audio: a spoken number word from the shipped espeak-ng pool, with level, noise and reverberation added.
+"""Audio: a spoken number word from the shipped speech pool, with level, noise and reverberation added.
 
-The pool (`bindkit/assets/speech`, made once by `scripts/make_speech_pool.py`) holds every voice's ten words in
-Ogg/Vorbis files plus `manifest.json`; it is decoded once per process. At sampling time each clip gets a speed change
+The pool (`bindkit/assets/speech`, made once by `scripts/make_speech_pool.py` with espeak-ng, flite and festival)
+holds every voice's ten words in Ogg/Vorbis files plus `manifest.json`; it is decoded once per process. Each voice
+identity has a split: `train`, `test` (held-out voices of the engines seen in training) or `engine` (the held-out
+engine, festival: never in training, scored as its own group). At sampling time each clip gets a speed change
 (resampling by 0.9-1.1, which also shifts pitch), a seeded synthetic room impulse response (direct sound plus an
 exponentially decaying noise tail of random RT60), a smooth random EQ (+-4 dB per cosine term, like a different
 microphone), a level, a random offset in a fixed-length clip, and background noise (white, pink or brown, a quarter
@@ -49,6 +51,16 @@ def load_manifest() -> dict:
 def split_voices(split: str) -> list[str]:
     """Voice identities of a split, sorted, from the manifest alone (no decoding)."""
     return sorted(v["voice"] for v in load_manifest()["voices"] if v["split"] == split)
+
+
+def voice_engines() -> dict[str, str]:
+    """Voice identity -> its engine (espeak-ng, flite, festival); the first pool's entries are espeak-ng."""
+    return {v["voice"]: v.get("engine", "espeak-ng") for v in load_manifest()["voices"]}
+
+
+def heldout_engine() -> str:
+    """The engine whose voices form the `engine` split (never in training)."""
+    return str(load_manifest().get("heldout_engine", ""))
 
 
 @lru_cache(maxsize=1)
@@ -103,6 +115,12 @@ def impulse_response(rng: np.random.Generator, rt60: float, wet: float, sample_r
 
 def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_rate: int) -> np.ndarray:
     """Clips (n, seconds * sample_rate) float32 of the given recordings with this instance's acoustics."""
+    return speak_with_spans(pool, recording, rngs, seconds, sample_rate)[0]
+
+
+def speak_with_spans(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_rate: int,
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """`speak`'s clips and (n, 2) int sample spans [start, end) of the (dry, stretched) word inside each clip."""
     if sample_rate != pool.sample_rate:
         raise ValueError(
             f"the speech pool is {pool.sample_rate} Hz; sample_rate={sample_rate} is not supported"
@@ -116,13 +134,15 @@ def speak(pool: SpeechPool, recording: np.ndarray, rngs, seconds: float, sample_
     ]
     wet = _convolve(words, irs, eq=8.0 * (p[:, 8:11] - 0.5))  # +-4 dB per cosine term
     out = np.zeros((len(words), length), np.float32)
+    spans = np.zeros((len(words), 2), np.int64)
     level = 10 ** ((-32 + 18 * p[:, 3]) / 20)  # speech RMS after the gain (dBFS -32..-14)
     for i, (w, q) in enumerate(zip(wet, p, strict=True)):
         w = w[:length]
         start = int(q[4] * (length - len(w)))
         out[i, start : start + len(w)] = w * (level[i] / (np.sqrt(np.mean(w**2)) + 1e-9))
+        spans[i] = start, min(length, start + len(words[i]))
     out += _noise(rngs, p, level, length, sample_rate)
-    return np.clip(out, -1.0, 1.0, out=out)
+    return np.clip(out, -1.0, 1.0, out=out), spans
 
 
 def _noise(rngs, p: np.ndarray, level: np.ndarray, length: int, sample_rate: int) -> np.ndarray:
