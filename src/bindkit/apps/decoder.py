@@ -37,6 +37,7 @@ class DecoderConfig:
     patch: int = 2  # pixel-unshuffle factor: the UNet sees (3 * patch**2, size / patch, size / patch)
     channels: tuple[int, ...] = (64, 128)
     layers_per_block: int = 1
+    cond_channels: int = 4  # channels of the embedding's learned spatial map, concatenated to the UNet's input
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "sample"  # the clean image: usable samples after few training steps (see docs)
@@ -50,6 +51,7 @@ class DecoderConfig:
         """Inverse of `dataclasses.asdict` (tuples restored)."""
         d = dict(d)
         d["channels"] = tuple(d["channels"])
+        d.setdefault("cond_channels", 0)  # decoders saved before the spatial map had none
         return cls(**d)
 
 
@@ -62,9 +64,14 @@ class Decoder(nn.Module):
         from diffusers import UNet2DConditionModel
 
         self.cfg = cfg
-        n, c = len(cfg.channels), 3 * cfg.patch**2
+        n, c, h = len(cfg.channels), 3 * cfg.patch**2, cfg.image_size // cfg.patch
+        # The class embedding is one vector per image, so spatially flat: a conv net can place strokes from it only
+        # through the padding's position cues, which it learns slowly. A linear map from the embedding to a (k, h, h)
+        # picture, concatenated to the input (concat conditioning, as diffusers' upscalers take their low-res
+        # image), gives every pixel its own view of the embedding.
+        self.cond_map = nn.Linear(cfg.embed_dim, cfg.cond_channels * h * h) if cfg.cond_channels else None
         self.unet: Any = UNet2DConditionModel(
-            sample_size=cfg.image_size // cfg.patch, in_channels=c, out_channels=c,
+            sample_size=h, in_channels=c + cfg.cond_channels, out_channels=c,
             down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n, mid_block_type=None,
             block_out_channels=cfg.channels, layers_per_block=cfg.layers_per_block, norm_num_groups=8,
             class_embed_type="projection", projection_class_embeddings_input_dim=cfg.embed_dim,
@@ -77,6 +84,9 @@ class Decoder(nn.Module):
         z = F.pixel_unshuffle(x, p)  # (B, 3p^2, S/p, S/p)
         ctx = z.new_zeros(len(z), 1, self.unet.config.cross_attention_dim)  # no cross-attention block reads it
         cond = emb * self.cfg.embed_dim**0.5  # unit embeddings have entries ~ 1/sqrt(D): give the MLP unit-scale input
+        if self.cond_map is not None:
+            k, h = self.cfg.cond_channels, z.shape[-1]
+            z = torch.cat([z, self.cond_map(cond.to(z.dtype)).view(len(z), k, h, h).to(z.dtype)], dim=1)  # (B, c+k, h, h)
         out = self.unet(z, t, encoder_hidden_states=ctx, class_labels=cond.to(z.dtype)).sample
         return F.pixel_shuffle(out, p)
 
