@@ -2,7 +2,8 @@
 
 unCLIP's decoder stage in miniature. The UNet is diffusers' `UNet2DConditionModel` conditioned the way Stable unCLIP
 conditions on an image embedding: `class_embed_type="projection"` (the embedding is projected and added to the
-timestep embedding), with no cross-attention blocks. It denoises the image pixel-unshuffled by `patch` (32 px RGB ->
+timestep embedding), with no cross-attention blocks; and, beside it, a learned linear map of the embedding to a
+small picture concatenated to the UNet's input (`cond_channels`), which lets it place strokes. It denoises the image pixel-unshuffled by `patch` (32 px RGB ->
 (12, 16, 16)), which costs about a quarter of denoising 32 px directly. Sampling is a diffusers scheduler (DDIM by
 default) with classifier-free guidance against the zero embedding, which is what the decoder sees for a dropped
 condition in training (Stable unCLIP's unconditional input is also zeros).
@@ -56,8 +57,8 @@ class DecoderConfig:
 
 
 class Decoder(nn.Module):
-    """eps(x_t, t | embedding): a diffusers UNet on pixel-unshuffled images, conditioned through its class
-    embedding."""
+    """The UNet's prediction at (x_t, t | embedding): a diffusers UNet on pixel-unshuffled images, conditioned through
+    its class embedding and a spatial map of the embedding concatenated to its input."""
 
     def __init__(self, cfg: DecoderConfig):
         super().__init__()

@@ -1,6 +1,7 @@
 """Train an unCLIP decoder (`bindkit.apps.decoder.Decoder`) on images and their frozen image embeddings.
 
-The standard denoising objective (epsilon MSE at a uniform timestep, diffusers' DDPM noise schedule), the condition
+The standard denoising objective (the MSE of the decoder's target at a uniform timestep, diffusers' DDPM noise
+schedule) plus `stroke_weight` times the MSE of the implied clean image's high-pass part (`strokes`), the condition
 dropped to zeros for a share of the batch (for classifier-free guidance) and noised before that (unCLIP's noise
 augmentation, which here also covers the gap between image embeddings and the other modalities'). The run directory
 has the trainer's layout and the same resume rule (`resume=True` continues exactly from the last checkpoint):
