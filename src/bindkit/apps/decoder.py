@@ -2,7 +2,8 @@
 
 unCLIP's decoder stage in miniature. The UNet is diffusers' `UNet2DConditionModel` conditioned the way Stable unCLIP
 conditions on an image embedding: `class_embed_type="projection"` (the embedding is projected and added to the
-timestep embedding), with no cross-attention blocks. It denoises the image pixel-unshuffled by `patch` (32 px RGB ->
+timestep embedding), with no cross-attention blocks; and, beside it, a learned linear map of the embedding to a
+small picture concatenated to the UNet's input (`cond_channels`), which lets it place strokes. It denoises the image pixel-unshuffled by `patch` (32 px RGB ->
 (12, 16, 16)), which costs about a quarter of denoising 32 px directly. Sampling is a diffusers scheduler (DDIM by
 default) with classifier-free guidance against the zero embedding, which is what the decoder sees for a dropped
 condition in training (Stable unCLIP's unconditional input is also zeros).
@@ -37,6 +38,7 @@ class DecoderConfig:
     patch: int = 2  # pixel-unshuffle factor: the UNet sees (3 * patch**2, size / patch, size / patch)
     channels: tuple[int, ...] = (64, 128)
     layers_per_block: int = 1
+    cond_channels: int = 4  # channels of the embedding's learned spatial map, concatenated to the UNet's input
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "sample"  # the clean image: usable samples after few training steps (see docs)
@@ -50,21 +52,27 @@ class DecoderConfig:
         """Inverse of `dataclasses.asdict` (tuples restored)."""
         d = dict(d)
         d["channels"] = tuple(d["channels"])
+        d.setdefault("cond_channels", 0)  # decoders saved before the spatial map had none
         return cls(**d)
 
 
 class Decoder(nn.Module):
-    """eps(x_t, t | embedding): a diffusers UNet on pixel-unshuffled images, conditioned through its class
-    embedding."""
+    """The UNet's prediction at (x_t, t | embedding): a diffusers UNet on pixel-unshuffled images, conditioned through
+    its class embedding and a spatial map of the embedding concatenated to its input."""
 
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
         from diffusers import UNet2DConditionModel
 
         self.cfg = cfg
-        n, c = len(cfg.channels), 3 * cfg.patch**2
+        n, c, h = len(cfg.channels), 3 * cfg.patch**2, cfg.image_size // cfg.patch
+        # The class embedding is one vector per image, so spatially flat: a conv net can place strokes from it only
+        # through the padding's position cues, which it learns slowly. A linear map from the embedding to a (k, h, h)
+        # picture, concatenated to the input (concat conditioning, as diffusers' upscalers take their low-res
+        # image), gives every pixel its own view of the embedding.
+        self.cond_map = nn.Linear(cfg.embed_dim, cfg.cond_channels * h * h) if cfg.cond_channels else None
         self.unet: Any = UNet2DConditionModel(
-            sample_size=cfg.image_size // cfg.patch, in_channels=c, out_channels=c,
+            sample_size=h, in_channels=c + cfg.cond_channels, out_channels=c,
             down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n, mid_block_type=None,
             block_out_channels=cfg.channels, layers_per_block=cfg.layers_per_block, norm_num_groups=8,
             class_embed_type="projection", projection_class_embeddings_input_dim=cfg.embed_dim,
@@ -77,6 +85,9 @@ class Decoder(nn.Module):
         z = F.pixel_unshuffle(x, p)  # (B, 3p^2, S/p, S/p)
         ctx = z.new_zeros(len(z), 1, self.unet.config.cross_attention_dim)  # no cross-attention block reads it
         cond = emb * self.cfg.embed_dim**0.5  # unit embeddings have entries ~ 1/sqrt(D): give the MLP unit-scale input
+        if self.cond_map is not None:
+            k, h = self.cfg.cond_channels, z.shape[-1]
+            z = torch.cat([z, self.cond_map(cond.to(z.dtype)).view(len(z), k, h, h).to(z.dtype)], dim=1)  # (B, c+k, h, h)
         out = self.unet(z, t, encoder_hidden_states=ctx, class_labels=cond.to(z.dtype)).sample
         return F.pixel_shuffle(out, p)
 

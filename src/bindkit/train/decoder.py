@@ -1,6 +1,7 @@
 """Train an unCLIP decoder (`bindkit.apps.decoder.Decoder`) on images and their frozen image embeddings.
 
-The standard denoising objective (epsilon MSE at a uniform timestep, diffusers' DDPM noise schedule), the condition
+The standard denoising objective (the MSE of the decoder's target at a uniform timestep, diffusers' DDPM noise
+schedule) plus `stroke_weight` times the MSE of the implied clean image's high-pass part (`strokes`), the condition
 dropped to zeros for a share of the batch (for classifier-free guidance) and noised before that (unCLIP's noise
 augmentation, which here also covers the gap between image embeddings and the other modalities'). The run directory
 has the trainer's layout and the same resume rule (`resume=True` continues exactly from the last checkpoint):
@@ -50,6 +51,7 @@ class DecoderTrainConfig:
     weight_decay: float = 0.0
     cond_drop: float = 0.1  # share of rows trained unconditionally (zero embedding)
     cond_noise: float = 0.5  # max norm of Gaussian noise added to a unit condition (renormalised after)
+    stroke_weight: float = 4.0  # extra weight of the error's high-pass part (`strokes`): what the anchor reads
     precision: str = "bf16"  # autocast dtype on the CPU: bf16 or fp32
     checkpoint_every: int = 500
     log_every: int = 10
@@ -76,6 +78,12 @@ def noisy_condition(emb: torch.Tensor, cfg: DecoderTrainConfig, g: torch.Generat
     noise = F.normalize(torch.randn(emb.shape, generator=g), dim=-1) * level
     keep = (torch.rand(b, 1, generator=g) >= cfg.cond_drop).float()
     return F.normalize(emb + noise, dim=-1) * keep
+
+
+def strokes(x: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, S, S) less their local 5x5 mean: the pen strokes, without the surface and lighting that dominate
+    a plain pixel MSE (and that the anchor's mean-free stems ignore)."""
+    return x - F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
 
 
 def batch_rows(n: int, batch: int, seed: int, step: int) -> np.ndarray:
@@ -130,12 +138,24 @@ class DecoderRun:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             pred = self.decoder(xt, t, c)
         loss = F.mse_loss(pred.float(), self._target(x0, noise, t))
+        if self.cfg.stroke_weight:
+            loss = loss + self.cfg.stroke_weight * F.mse_loss(strokes(self._clean(pred.float(), xt, t)), strokes(x0))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), 1.0)
         self.opt.step()
         self.step += 1
         return loss.item()
+
+    def _clean(self, pred: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clean image (B, 3, S, S) implied by the UNet's prediction at x_t."""
+        kind = self.dcfg.prediction_type
+        if kind == "sample":
+            return pred
+        a = self.sched.alphas_cumprod[t].view(-1, 1, 1, 1)
+        if kind == "epsilon":
+            return (xt - (1 - a).sqrt() * pred) / a.sqrt()
+        return a.sqrt() * xt - (1 - a).sqrt() * pred
 
     def _target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What the UNet predicts: the noise (epsilon), the clean image (sample) or the velocity (v_prediction)."""
