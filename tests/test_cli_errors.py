@@ -48,6 +48,8 @@ def test_configs_lists_the_demo_and_survives_a_closed_pipe():
     proc.stdout.close()  # the reader is gone before the first line is written, as with `| head -0`
     err = proc.stderr.read().decode()
     assert proc.wait(120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+    r = bindkit("example", "--config", "nope")  # an unknown name lists every config, the lazily registered demo's too
+    assert r.returncode == 1 and "unknown config 'nope'" in r.stderr and "imagebind_demo" in r.stderr, r.stderr
 
 
 def test_missing_store_and_offline_download(tmp_path, capsys, monkeypatch):

@@ -34,10 +34,8 @@ def _convert(a: argparse.Namespace) -> None:
 def _configs(a: argparse.Namespace) -> None:
     import json
 
-    from bindkit.demo.settings import register_demo_config
     from bindkit.registry import get_config, list_configs
 
-    register_demo_config()
     for name in list_configs():
         cfg = get_config(name)
         print(name if not a.verbose else json.dumps(cfg.to_dict(), indent=1))
@@ -371,7 +369,10 @@ EXPECTED_ERRORS = (ValueError, OSError, KeyError)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `bindkit` command: expected errors are one line on stderr and exit status 1."""
+    from bindkit.demo.settings import register_demo_config
+
     args = build_parser().parse_args(argv)
+    register_demo_config()  # every subcommand that takes a config name knows the demo's, as `configs` lists it
     try:
         args.fn(args)
         sys.stdout.flush()  # a closed pipe (`bindkit configs | head -1`) fails here, inside the handler

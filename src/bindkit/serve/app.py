@@ -223,6 +223,15 @@ def create_app(model: ImageBind | RuntimeModel | str | Path, store_dir: str | Pa
 
 
 def _routes(app: FastAPI, svc: Service, auth: list) -> None:
+    """Every route of the service: the page and status, embed, search, items and heatmaps."""
+    _info_routes(app, svc)
+    _embed_route(app, svc, auth)
+    _search_route(app, svc, auth)
+    _item_route(app, svc, auth)
+    add_heatmap_route(app, svc, auth, _terms, _finite, checked_file)
+
+
+def _info_routes(app: FastAPI, svc: Service) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -238,6 +247,8 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
     def kind_list() -> list[dict[str, Any]]:
         return kind_table(svc.model)
 
+
+def _embed_route(app: FastAPI, svc: Service, auth: list) -> None:
     @app.post("/embed", dependencies=auth, summary="Embed a text or an uploaded file")
     def embed(text: str | None = Form(None), file: UploadFile | None = File(None),
               modality: str | None = Form(None, description="the file's kind; detected when omitted")) -> dict:  # fmt: skip
@@ -248,6 +259,8 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         )
         return {"modality": kind, "dim": int(vec.shape[0]), "vector": vec.tolist()}
 
+
+def _search_route(app: FastAPI, svc: Service, auth: list) -> None:
     @app.post(
         "/search", dependencies=auth, summary="Nearest items to a weighted sum of text, file and item queries"
     )
@@ -267,13 +280,7 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
         if not norm > 1e-6:
             raise HTTPException(400, "the weighted queries cancel out")
         assert isinstance(total, np.ndarray)  # at least one term, or the norm check above failed
-        vec, wanted = total / norm, _kinds(modalities)
-        where = f"label = {quote(label)}" if label else None
-        if group:
-            groups = wanted or [k for k in kinds() if svc.store.count(f"modality = {quote(k)}")]
-            hits = [h for g in groups for h in svc.store.search(vec, k, [g], where)]
-        else:
-            hits = svc.store.search(vec, k, wanted, where)
+        hits = _nearest(svc, total / norm, k, _kinds(modalities), label, group)
         query = [{"kind": kind, "weight": w} for kind, _, w in terms]
         return {
             "query": query,
@@ -281,8 +288,15 @@ def _routes(app: FastAPI, svc: Service, auth: list) -> None:
             "ms": (time.perf_counter() - t0) * 1e3,
         }
 
-    _item_route(app, svc, auth)
-    add_heatmap_route(app, svc, auth, _terms, _finite, checked_file)
+
+def _nearest(svc: Service, vec: np.ndarray, k: int, wanted: list[str] | None, label: str | None,
+             group: bool) -> list:  # fmt: skip
+    """The store's nearest items to `vec`: k overall, or k per kind with `group`; only `label`'s items if given."""
+    where = f"label = {quote(label)}" if label else None
+    if not group:
+        return svc.store.search(vec, k, wanted, where)
+    groups = wanted or [k for k in kinds() if svc.store.count(f"modality = {quote(k)}")]
+    return [h for g in groups for h in svc.store.search(vec, k, [g], where)]
 
 
 @lru_cache(maxsize=4096)

@@ -246,16 +246,7 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind
     net = load_for(model, backend, device)
     store = Store.for_model(store_dir, net, table)
     report = EmbedReport(store=str(store_dir), table=store.name)
-    work = None
-    if rank == 0:
-        entries, report.skipped, roots, unreadable = collect(list(paths), modality, follow_links)
-        work = plan(store, entries, roots)
-        # ranks append concurrently, so the old rows of changed files go first (they are re-added below)
-        store.delete(work["stale"] + (work["changed"] if world > 1 else []))
-        _touch(store, work["touch"])
-        report.total, report.unchanged = len(entries) + len(unreadable), work["unchanged"]
-        report.updated, report.deleted = len(work["touch"]), len(work["stale"])
-        report.failed = unreadable + work["failed"]
+    work = _plan_rank0(store, report, paths, modality, follow_links, world) if rank == 0 else None
     todo = _share(work["todo"] if work else None, rank, world)
     desc = "embed" if world == 1 else f"embed (rank 0 of {world})"
     failed = embed_entries(
@@ -263,15 +254,35 @@ def embed_paths(paths: list[str | Path], store_dir: str | Path, model: ImageBind
     )
     failed = _gather(failed, world)
     if rank == 0:
-        report.embedded = len(todo) - len(failed)
-        report.failed += failed
-        # a file that changed and now fails must not keep its old vector
-        store.delete([item_id(p) for p, _ in report.failed])
         assert work is not None  # rank 0 planned it above
-        if todo or work["stale"] or work["touch"]:
-            store.optimize()
-        report.indexed = store.ensure_index(index_min_rows)
-        report.rows = store.count()
+        _finish_rank0(store, report, work, len(todo), failed, index_min_rows)
     report = _share(report, rank, world)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _plan_rank0(store: Store, report: EmbedReport, paths: list[str | Path], modality: str | None,
+                follow_links: bool, world: int) -> dict:  # fmt: skip
+    """List the files, plan what to embed, and apply the deletions and touches; fills the report's counts."""
+    entries, report.skipped, roots, unreadable = collect(list(paths), modality, follow_links)
+    work = plan(store, entries, roots)
+    # ranks append concurrently, so the old rows of changed files go first (they are re-added below)
+    store.delete(work["stale"] + (work["changed"] if world > 1 else []))
+    _touch(store, work["touch"])
+    report.total, report.unchanged = len(entries) + len(unreadable), work["unchanged"]
+    report.updated, report.deleted = len(work["touch"]), len(work["stale"])
+    report.failed = unreadable + work["failed"]
+    return work
+
+
+def _finish_rank0(store: Store, report: EmbedReport, work: dict, n_todo: int, failed: list,
+                  index_min_rows: int) -> None:  # fmt: skip
+    """Record what was embedded and failed, drop the rows of files that now fail, compact and index the store."""
+    report.embedded = n_todo - len(failed)
+    report.failed += failed
+    # a file that changed and now fails must not keep its old vector
+    store.delete([item_id(p) for p, _ in report.failed])
+    if n_todo or work["stale"] or work["touch"]:
+        store.optimize()
+    report.indexed = store.ensure_index(index_min_rows)
+    report.rows = store.count()
