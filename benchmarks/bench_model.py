@@ -95,6 +95,7 @@ def export_dir(root: str, config: str, modality: str, case: str) -> Path:
 
 def export_case(config: str, modality: str, case: str, root: str, items: int) -> None:
     """Export one encoder for a runtime case (skipped when the folder already holds it)."""
+    from bindkit import ImageBind
     from bindkit.runtime.backends import to_graph_input
     from bindkit.runtime.export import export, read_manifest
 
@@ -104,6 +105,7 @@ def export_case(config: str, modality: str, case: str, root: str, items: int) ->
     _, fmt, precision = RUNTIMES[case]
     x = inputs(config, modality, items, seed=1)[modality]  # int8: calibrated on the distribution it is timed on
     model = build(config, modality, "fp32")
+    assert isinstance(model, ImageBind)  # fp32: the plain model
     calib = lambda m: [torch.from_numpy(to_graph_input(model, m, x[i : i + 8])) for i in range(0, items, 8)]  # noqa: E731
     export(model, out, fmt, [modality], precision, calib, items)
 
