@@ -171,12 +171,33 @@ def test_int8_export_is_close_to_fp32_and_refuses_a_short_calibration_set(tmp_pa
     g = torch.Generator().manual_seed(5)  # calibrated on the distribution it is then run on
     out = export.export(model, tmp_path / "q", "openvino", precision="int8", calibration_items=32,
                         calibration=lambda m: [torch.randn(20, 1, 1, 64, 64, generator=g) for _ in range(2)])
-    xml = (out / "depth.xml").read_text()
-    assert "FakeQuantize" in xml or "i8" in xml  # really quantised
+    int8_users = _int8_users(out / "depth.xml")
+    assert {n for n in int8_users if "/trunk/" in n} >= {f"/trunk/blocks.{i}/mlp/fc1/MatMul" for i in range(4)}
+    assert all("/trunk/" in n for n in int8_users), int8_users  # the stem's conv and the head stay bf16
     x = _inputs(model.config)["depth"]
     got = load_exported(out, "openvino").encode({"depth": x})["depth"]
     cos = torch.nn.functional.cosine_similarity(got, model.encode({"depth": x})["depth"]).min().item()
     assert 0.98 < cos < 1.0 - 1e-7, cos
+
+
+def _int8_users(xml) -> set[str]:
+    """Names of the MatMul/Convolution nodes fed (within a few hops) by an int8 weight or a FakeQuantize."""
+    import openvino as ov
+
+    def users(n):
+        return [t.get_node() for o in n.outputs() for t in o.get_target_inputs()]
+
+    found: set[str] = set()
+    for op in ov.Core().read_model(str(xml)).get_ordered_ops():
+        kind = op.get_type_name()
+        if kind != "FakeQuantize" and not (kind == "Constant" and op.get_element_type() == ov.Type.i8):
+            continue
+        frontier = [op]
+        for _ in range(5):  # Convert -> Subtract -> Multiply -> MatMul, or FakeQuantize -> (Reshape) -> MatMul
+            frontier = [u for f in frontier for u in users(f)]
+            found |= {u.get_friendly_name() for u in frontier if u.get_type_name() in ("MatMul", "Convolution")}
+            frontier = [u for u in frontier if u.get_type_name() not in ("MatMul", "Convolution")]
+    return found
 
 
 def test_world_calibration_gives_graph_layout_batches_of_the_asked_count():
