@@ -184,7 +184,7 @@ def test_one_query_type_checks_every_term_before_embedding_any(tiny, tmp_path, m
         raise AssertionError("embedded a term before checking them all")
 
     search = importlib.import_module("bindkit.store.search")  # the module, not the function of the same name
-    monkeypatch.setattr(search, "embed_query", no_compute)
+    monkeypatch.setattr(search, "embed_term", no_compute)
     with pytest.raises(ValueError, match="width 64 does not match"):
         embed_query(tiny, [("text", "a cat", 1.0), ("vector", np.ones(64, np.float32), 1.0)])
     with pytest.raises(FileNotFoundError, match="missing.wav"):
