@@ -127,18 +127,7 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     with clock.stage("world", bar):
         n_anchor = s.n_anchor if s.train_anchor else s.n_train  # a pretrained anchor needs no extra frames
         data = build_data(demo_config(), n_anchor, s.n_train, s.n_test, s.n_probe_pool, seed)
-    with clock.stage("anchor", bar):
-        if s.train_anchor:
-            anchor, _ = _finished("anchor", train_anchor_run(data.train_inputs, s.anchor, run / "train" / "anchor",
-                                                             seed, progress, stop))  # fmt: skip
-        else:
-            anchor = pretrained_anchor_stage(run / "train" / "anchor")
-    with clock.stage("bind", bar):
-        _, bound = _finished("bind", train_bound(data.train_inputs, anchor, s.bind, run / "train" / "bind", seed,
-                                                 progress, stop=stop))  # fmt: skip
-    with clock.stage("text-paired", bar):
-        _, paired = _finished("text-paired", train_bound(data.train_inputs, anchor, s.text_paired,
-                                                         run / "train" / "text_paired", seed, progress, "text", stop))  # fmt: skip
+    bound, paired = _train(s, data, run, seed, progress, stop, clock, bar)
     with clock.stage("files", bar):
         model_dir = save_demo_model(bound, data, run / "model")
         save_demo_model(paired, data, run / "text_paired" / "model")
@@ -146,13 +135,7 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
         _tidy(run)
     with clock.stage("evaluate", bar):
         test, probe = (read_split(paths[k], bound.config) for k in ("test", "probe"))
-        result = evaluate(bound, paired, test, probe, s)
-        files = [paths["test"].parent / r["files"]["video"] for r in test.rows]
-        result["video"] = scores.video_clip_table(bound, files, scores.class_embeddings(bound), test.digits,
-                                                  data.world.window_seconds)  # fmt: skip
-        result["audio_robustness"] = robustness.audio_robustness(
-            bound, scores.class_embeddings(bound), data.test, data.engine_test, seed
-        )
+        result = evaluate(bound, paired, test, probe, s) | _input_rows(bound, data, test, paths["test"], seed)
     if apps:
         with clock.stage("applications", bar):
             result["applications"] = run_applications(run, s, seed, bound)
@@ -168,6 +151,34 @@ def run_demo(run_root: Path | None = None, quick: bool = False, seed: int = 0, p
     return DemoResult(
         run, model_dir, out["md"], out["json"], paths["test"], result, result["timings_s"]["total"]
     )
+
+
+def _train(s: DemoSettings, data: DemoData, run: Path, seed: int, progress: bool, stop: threading.Event | None,
+           clock: Clock, bar: tqdm) -> tuple[ImageBind, ImageBind]:  # fmt: skip
+    """The anchor (trained or the shipped one), binding and text-paired stages: (bound model, text-paired model)."""
+    with clock.stage("anchor", bar):
+        if s.train_anchor:
+            anchor, _ = _finished("anchor", train_anchor_run(data.train_inputs, s.anchor, run / "train" / "anchor",
+                                                             seed, progress, stop))  # fmt: skip
+        else:
+            anchor = pretrained_anchor_stage(run / "train" / "anchor")
+    with clock.stage("bind", bar):
+        _, bound = _finished("bind", train_bound(data.train_inputs, anchor, s.bind, run / "train" / "bind", seed,
+                                                 progress, stop=stop))  # fmt: skip
+    with clock.stage("text-paired", bar):
+        _, paired = _finished("text-paired", train_bound(data.train_inputs, anchor, s.text_paired,
+                                                         run / "train" / "text_paired", seed, progress, "text", stop))  # fmt: skip
+    return bound, paired
+
+
+def _input_rows(model: ImageBind, data: DemoData, test: Split, manifest: Path, seed: int) -> dict[str, Any]:
+    """The scores over the forms of input a user brings: video per clip (from the test files) and audio robustness."""
+    classes = scores.class_embeddings(model)
+    files = [manifest.parent / r["files"]["video"] for r in test.rows]
+    return {
+        "video": scores.video_clip_table(model, files, classes, test.digits, data.world.window_seconds),
+        "audio_robustness": robustness.audio_robustness(model, classes, data.test, data.engine_test, seed),
+    }
 
 
 def _finished(stage: str, result: RunResult) -> tuple[Path, ImageBind]:
