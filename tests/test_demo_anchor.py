@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from bindkit.checkpoint import load_model
 from bindkit.data import tokenize
 from bindkit.demo.anchor import (
     ANCHOR_ENCODERS,
@@ -118,3 +119,26 @@ def test_demo_binds_to_the_pretrained_anchor_without_training_it(tmp_path):
     cfg = json.loads((anchor / "final" / "model" / "config.json").read_text())
     assert set(cfg["encoders"]) == set(ANCHOR_ENCODERS) and not (anchor / "metrics.jsonl").exists()
     shutil.rmtree(run)
+
+
+def test_demo_binds_to_another_anchor_folder_when_given_one(tmp_path):
+    """`run_demo(anchor=DIR)` (`bindkit demo --anchor DIR`) copies that anchor into the run and binds to it; a folder
+    without recipe.json, or the flag beside train_anchor=True, is refused before any work."""
+    _, folder = _tiny_anchor(tmp_path, tokenize(["seven"], 24))
+    tiny = dataclasses.replace(PRESETS["tiny"], n_anchor=48, n_train=24, n_test=20, n_probe_pool=10,
+                               bind=Phase(steps=5, batch_size=8, lr=1e-3, warmup_steps=1), train_anchor=False)  # fmt: skip
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(DemoStopped, match=r"stage 'bind'"):
+        run_demo(run_root=tmp_path / "runs", settings=tiny, progress=False, stop=stop, anchor=folder)
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert (run / "train" / "anchor" / RECIPE).read_text() == (folder / RECIPE).read_text()
+    back = load_anchor(folder)
+    copied = load_model(run / "train" / "anchor" / "final" / "model").eval()
+    img = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(copied.encode({"vision": img})["vision"], back.encode({"vision": img})["vision"])
+    with pytest.raises(FileNotFoundError, match="no recipe.json"):
+        run_demo(run_root=tmp_path / "none", settings=tiny, progress=False, anchor=tmp_path)
+    with pytest.raises(ValueError, match="exclude each other"):
+        run_demo(run_root=tmp_path / "none", settings=tiny, progress=False, anchor=folder, train_anchor=True)
+    assert not (tmp_path / "none").exists()

@@ -130,7 +130,7 @@ def _demo(a: argparse.Namespace) -> None:
             with stop_on(signal.SIGTERM) as stop:  # SIGTERM: the training stage checkpoints, the demo stops cleanly
                 result = run_demo(run_root=a.run_root, quick=a.quick, seed=a.seed, progress=not a.no_progress,
                                   apps=True if a.apps else None, train_anchor=True if a.train_anchor else None,
-                                  stop=stop)  # fmt: skip
+                                  stop=stop, anchor=a.anchor)  # fmt: skip
         except DemoStopped as e:
             raise SystemExit(f"bindkit demo: {e}") from None
     print(result.report_md.read_text())
@@ -147,6 +147,8 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apps", action="store_true", help="also run the applications stage (locate, detect, generate)")
     p.add_argument("--train-anchor", action="store_true",
                    help="train the image-text anchor from scratch instead of loading the shipped pretrained one")
+    p.add_argument("--anchor", type=Path, metavar="DIR",
+                   help="bind to this pretrained anchor folder (scripts/train_demo_anchor.py --out DIR) instead of the shipped one")
     p.add_argument("--on-run", type=Path, metavar="RUN_DIR",
                    help="only run the applications stage on an existing run directory, and update its report")
 
