@@ -5,6 +5,7 @@ through the loaders, zero-shot recomputed with numpy)."""
 import dataclasses
 import json
 import math
+import shutil
 import threading
 
 import numpy as np
@@ -211,3 +212,28 @@ def test_report_zero_shot_rederived_with_numpy(quick_demo):
             e = model({m: x})[m].numpy()
         acc = 100 * np.mean((e @ cls.T).argmax(1) == digits)
         assert acc == pytest.approx(r["zero_shot"][m]["emergent"]["top1"], abs=100 / len(rows)), m
+
+
+def test_apps_only_redoes_the_stage_from_a_clean_slate(quick_demo, tmp_path, monkeypatch):
+    """`bindkit demo --on-run RUN` on a run that already had the applications stage starts it again from nothing
+    (a second decoder run in the same folder used to stop with FileExistsError); the rest of the run stays."""
+    import bindkit.demo.run as demo_run
+
+    run = tmp_path / "run"
+    shutil.copytree(quick_demo.run_dir, run, ignore=shutil.ignore_patterns("train"))
+    stale = [run / "apps" / "detector" / "checkpoints" / "step_1", run / "train" / "decoder" / "checkpoints" / "step_1",
+             run / "model" / "decoder" / "old.safetensors"]  # fmt: skip
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("old")
+    seen = {}
+
+    def fake_stage(run_dir, s, seed, model=None):
+        seen.update(left=[p for p in stale if p.exists()], preset=s.name, seed=seed)
+        return {}
+
+    monkeypatch.setattr(demo_run, "run_applications", fake_stage)
+    result = demo_run.apps_only(run)
+    assert seen == {"left": [], "preset": "quick", "seed": 0}
+    assert (run / "model" / "config.json").is_file() and (run / "test" / "manifest.jsonl").is_file()
+    assert result.report["applications"] == {} and "applications" in result.report["timings_s"]
