@@ -164,7 +164,8 @@ def _chosen_settings(s: DemoSettings, train_anchor: bool | None, anchor: Path | 
     if anchor is None:
         return s
     if s.train_anchor:
-        raise ValueError("anchor (a pretrained anchor folder) and train_anchor=True exclude each other")
+        raise ValueError("a pretrained anchor folder (anchor=, --anchor) and training one (train_anchor=True, --train-anchor) "
+                         "exclude each other")
     if not (Path(anchor) / "recipe.json").is_file():
         raise FileNotFoundError(f"{anchor}: not a demo anchor folder (no recipe.json; see scripts/train_demo_anchor.py)")
     return replace(s, anchor_dir=str(Path(anchor).expanduser().resolve()))
