@@ -8,6 +8,7 @@ then with the rows swapped for one held-out recording per class (audio) and one 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def run_detect(model: ImageBind, dense_fn: Any, test_out: DenseOutput, test_scen
     dense, test_dense = dense_fn(train).dense, test_out.dense
     labels = [torch.from_numpy(d) for d in train.digits]
     cfg = DetectorTrainConfig(steps=s.steps, class_names=tuple(WORDS), method=method)
+    shutil.rmtree(run / "apps" / "detector", ignore_errors=True)  # a run that had the stage trains afresh
     det, _ = train_detector(model, dense, model_boxes(train, size), labels, bank["text"][0], run / "apps" / "detector",
                             cfg, geometry=(test_out.patch, test_out.stride))  # fmt: skip
     rows: dict[str, torch.Tensor] = {"text": bank["text"][0]}

@@ -93,6 +93,8 @@ def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings, pr
     emb = scores.embed(model, "vision", x)  # (N, D) unit
     dcfg = dataclasses.replace(gs.decoder, embed_dim=model.config.out_dim, image_size=size,
                                model_key=model_fingerprint(model))  # fmt: skip
+    for old in (run / "train" / "decoder", run / "model" / "decoder"):  # a run that had the stage trains afresh
+        shutil.rmtree(old, ignore_errors=True)
     dec = train_decoder(to_pixels(x) * 2 - 1, emb, dcfg, gs.train, run / "train" / "decoder", progress=progress)
     dec.save(run / "model" / "decoder")
     return dec
@@ -193,8 +195,6 @@ def update_run(run_dir: str | Path, preset: str | None = None, progress: bool = 
     result = json.loads((run / "report.json").read_text())
     s = result["settings"]
     model = load_model(run / "model", device="cpu").eval()
-    for sub in ("train/decoder", "model/decoder"):  # a run that had the stage: train again, not on top of it
-        shutil.rmtree(run / sub, ignore_errors=True)
     g = run_stage(run, model, preset or s["preset"], s["seed"], progress)
     result.setdefault("applications", {})["generate"] = g
     result["timings_s"]["applications"] = g["train_s"] + g["score_s"]

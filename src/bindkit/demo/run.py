@@ -43,9 +43,6 @@ from .settings import BOUND, PRESETS, DemoSettings, demo_config
 from .training import train_anchor as train_anchor_run
 from .training import train_bound
 
-# what the applications stage writes besides the report and its plots (the detector's run, the decoder's run and
-# the decoder beside the model)
-APPS_OUTPUTS = ("apps", "train/decoder", "model/decoder")
 STAGES = ("world", "anchor", "bind", "text-paired", "files", "evaluate", "applications", "report")
 
 
@@ -231,8 +228,6 @@ def apps_only(run_dir: Path, quick: bool = False) -> DemoResult:
         raise FileNotFoundError(f"{run} is not a finished demo run (needs report.json and model/)")
     result = json.loads((run / "report.json").read_text())
     s = PRESETS["quick" if quick else result["settings"].get("preset", "full")]
-    for sub in APPS_OUTPUTS:  # a run that already had the stage: redo it from scratch, not on top of the old one
-        shutil.rmtree(run / sub, ignore_errors=True)
     t0 = time.perf_counter()
     result["applications"] = run_applications(run, s, int(result["settings"]["seed"]))
     result["timings_s"]["applications"] = time.perf_counter() - t0
