@@ -142,3 +142,8 @@ def test_demo_binds_to_another_anchor_folder_when_given_one(tmp_path):
     with pytest.raises(ValueError, match="exclude each other"):
         run_demo(run_root=tmp_path / "none", settings=tiny, progress=False, anchor=folder, train_anchor=True)
     assert not (tmp_path / "none").exists()
+    # the report names the anchor the run bound to
+    from bindkit.demo.report import _anchor_md
+
+    assert str(folder) in _anchor_md({"train_anchor": False, "anchor_dir": str(folder)})
+    assert "bindkit/assets/demo_anchor" in _anchor_md({"train_anchor": False, "anchor_dir": None})

@@ -67,6 +67,8 @@ def _anchor_md(s: dict[str, Any]) -> str:
     """How the run got its image-text anchor (older report.json files lack the field: they trained it)."""
     if s.get("train_anchor", True):
         return "image-text CLIP-style from scratch in this run"
+    if s.get("anchor_dir"):
+        return f"the pretrained anchor in `{s['anchor_dir']}` (`bindkit demo --anchor`)"
     return "bindkit's pretrained demo anchor (`bindkit/assets/demo_anchor`, `scripts/train_demo_anchor.py`)"
 
 
