@@ -64,9 +64,10 @@ def run_detect(model: ImageBind, dense_fn: Any, test_out: DenseOutput, test_scen
     dense, test_dense = dense_fn(train).dense, test_out.dense
     labels = [torch.from_numpy(d) for d in train.digits]
     cfg = DetectorTrainConfig(steps=s.steps, class_names=tuple(WORDS), method=method)
-    shutil.rmtree(run / "apps" / "detector", ignore_errors=True)  # a run that had the stage trains afresh
-    det, _ = train_detector(model, dense, model_boxes(train, size), labels, bank["text"][0], run / "apps" / "detector",
-                            cfg, geometry=(test_out.patch, test_out.stride))  # fmt: skip
+    folder = run / "apps" / "detector"
+    shutil.rmtree(folder, ignore_errors=True)  # a run that had the stage trains afresh
+    det, _ = train_detector(model, dense, model_boxes(train, size), labels, bank["text"][0], folder, cfg,
+                            geometry=(test_out.patch, test_out.stride))  # fmt: skip
     rows: dict[str, torch.Tensor] = {"text": bank["text"][0]}
     rows |= {m: one_per_class(*bank[m]) for m in ("audio", "imu") if m in bank}
     acc = {m: top_box_accuracy(det.with_classes(r), test_dense, test_scenes, size) for m, r in rows.items()}

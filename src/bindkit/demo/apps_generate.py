@@ -93,10 +93,11 @@ def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings, pr
     emb = scores.embed(model, "vision", x)  # (N, D) unit
     dcfg = dataclasses.replace(gs.decoder, embed_dim=model.config.out_dim, image_size=size,
                                model_key=model_fingerprint(model))  # fmt: skip
-    for old in (run / "train" / "decoder", run / "model" / "decoder"):  # a run that had the stage trains afresh
+    train_dir, out = run / "train" / "decoder", run / "model" / "decoder"
+    for old in (train_dir, out):  # a run that had the stage trains afresh
         shutil.rmtree(old, ignore_errors=True)
-    dec = train_decoder(to_pixels(x) * 2 - 1, emb, dcfg, gs.train, run / "train" / "decoder", progress=progress)
-    dec.save(run / "model" / "decoder")
+    dec = train_decoder(to_pixels(x) * 2 - 1, emb, dcfg, gs.train, train_dir, progress=progress)
+    dec.save(out)
     return dec
 
 
