@@ -17,7 +17,7 @@ import bindkit
 from bindkit.data import load, tokenize
 from bindkit.demo import run_demo
 from bindkit.demo.run import DemoStopped, default_run_root, latest_run, new_run_dir, point_latest, targets
-from bindkit.demo.scores import arithmetic_query, retrieval_matrix, trained_together
+from bindkit.demo.scores import arithmetic_query, retrieval_matrix, trained_together, zero_shot_table
 from bindkit.demo.settings import BOUND, PRESETS, Phase
 from bindkit.demo.training import mean_free_, plane_blind_
 
@@ -107,6 +107,25 @@ def test_retrieval_matrix_matches_brute_force_and_marks_training_pairs():
     assert out["image->audio"]["trained_together"] and out["depth->image"]["trained_together"]
     assert not out["audio->depth"]["trained_together"]
     assert trained_together("image", "text") and not trained_together("text", "imu")
+
+
+def test_zero_shot_table_compares_only_when_a_text_paired_model_is_given():
+    g = torch.Generator().manual_seed(1)
+    y = np.arange(30) % 10
+    cls = F.normalize(torch.randn(10, 8, generator=g), dim=-1)
+    spread = {"image": 0.1, "video": 0.2, "audio": 0.9, "depth": 0.4, "thermal": 0.5, "imu": 0.6}
+    emb = {m: F.normalize(cls[y] + s * torch.randn(30, 8, generator=g), dim=-1) for m, s in spread.items()}
+    alone = zero_shot_table(emb, cls, y)
+    for m, e in emb.items():  # top-1 by hand: the class whose embedding is nearest
+        assert math.isclose(alone[m]["emergent"]["top1"], 100 * np.mean((e @ cls.T).argmax(1).numpy() == y))
+        assert "text_paired" not in alone[m] and "gap" not in alone[m]
+    cls_p = F.normalize(torch.randn(10, 8, generator=g), dim=-1)
+    tp = {"audio": F.normalize(cls_p[y] + 0.2 * torch.randn(30, 8, generator=g), dim=-1)}
+    both = zero_shot_table(emb, cls, y, (tp, cls_p))
+    hand = 100 * np.mean((tp["audio"] @ cls_p.T).argmax(1).numpy() == y)  # scored against its own classes
+    assert math.isclose(both["audio"]["text_paired"]["top1"], hand)
+    assert math.isclose(both["audio"]["gap"], hand - both["audio"]["emergent"]["top1"])
+    assert "text_paired" not in both["depth"] and both["depth"] == alone["depth"]
 
 
 def test_targets_name_every_miss():

@@ -264,9 +264,11 @@ def evaluate(model: ImageBind, paired: ImageBind | None, test: Split, probe: Spl
     emb = {m: scores.embed(model, m, test.inputs[m]) for m in SCORED}
     emb["text"] = scores.embed(model, "text", tokenize([r["caption"] for r in test.rows],
                                                       context_length=model.config.encoders["text"].input_shape[0]))
-    tp = {m: scores.embed(paired, m, test.inputs[m]) for m in BOUND} if paired is not None else {}
     cls = scores.class_embeddings(model)
-    zs = scores.zero_shot_table(emb, tp, cls, scores.class_embeddings(paired) if paired is not None else cls, y)
+    tp = None
+    if paired is not None:
+        tp = ({m: scores.embed(paired, m, test.inputs[m]) for m in BOUND}, scores.class_embeddings(paired))
+    zs = scores.zero_shot_table(emb, cls, y, tp)
     pool = {m: scores.embed(model, m, probe.inputs[m]) for m in SCORED}
     few = scores.few_shot_table(pool, probe.digits, {m: emb[m] for m in pool}, y, s.shots, s.probe_seeds)
     attrs = {a: test.attribute(a) for a in ("surface", "relief")}

@@ -41,14 +41,15 @@ def class_embeddings(model: ImageBind) -> torch.Tensor:
     return emb
 
 
-def zero_shot_table(emb: dict[str, torch.Tensor], paired: dict[str, torch.Tensor], cls: torch.Tensor,
-                    cls_paired: torch.Tensor, y: np.ndarray) -> dict[str, dict]:  # fmt: skip
-    """Per modality: emergent top-1/top-5 (and text-paired top-1 for the bound modalities), in %."""
+def zero_shot_table(emb: dict[str, torch.Tensor], cls: torch.Tensor, y: np.ndarray,
+                    paired: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None) -> dict[str, dict]:  # fmt: skip
+    """Per modality: emergent top-1/top-5, in %; with `paired` (the text-paired model's embeddings and its class
+    embeddings), its top-1 for the bound modalities and the gap."""
     out = {}
     for m in ("image", "video", "audio", "depth", "thermal", "imu"):
         row: dict[str, Any] = {"emergent": zero_shot(emb[m], y, cls)}
-        if m in paired:
-            row["text_paired"] = zero_shot(paired[m], y, cls_paired)
+        if paired is not None and m in paired[0]:
+            row["text_paired"] = zero_shot(paired[0][m], y, paired[1])
             row["gap"] = row["text_paired"]["top1"] - row["emergent"]["top1"]
         out[m] = row
     return out
