@@ -1,4 +1,5 @@
-"""`bindkit eval` on a `--quick` demo run's files reproduces the numbers of its report (issue 6's done-when).
+"""`bindkit eval` on a `--quick` demo run's files reproduces the numbers of its report (issue 6's done-when); on a
+tiny-preset run (the quick preset has no text-paired model), its text-paired column.
 
 The demo scores its held-out files through `bindkit.data` loaders and its own scorer (`bindkit.demo.scores`); here
 the same files go through `bindkit eval`'s CSV reader, embedder (batches of 32, through its cache) and protocols.
@@ -12,6 +13,7 @@ import pytest
 
 from bindkit.cli import main
 from bindkit.demo.files import SCORED
+from bindkit.demo.settings import BOUND, TINY
 from bindkit.evaluate import EvalConfig, run_eval
 
 PAIRS = [("audio", "depth"), ("imu", "audio"), ("video", "thermal"), ("depth", "imu")]
@@ -59,3 +61,25 @@ def test_few_shot_through_the_cli(demo, tmp_path):
     for k in ("k=1", "k=2", "k=4", "k=8"):
         assert got[k]["mean"] == pytest.approx(report["few_shot"]["imu"][k]["mean"], abs=slack), k
         assert got[k]["std"] == pytest.approx(report["few_shot"]["imu"][k]["std"], abs=slack), k
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    """A tiny-preset run (about 40 s here): it trains the text-paired comparison model the quick preset skips."""
+    from bindkit.demo import run_demo
+
+    return run_demo(run_root=tmp_path_factory.mktemp("tiny-runs"), settings=TINY, progress=False)
+
+
+@pytest.mark.parametrize("m", BOUND)
+def test_text_paired_rows(tiny_demo, m, tmp_path):
+    run, report = tiny_demo.run_dir, tiny_demo.report
+    common = dict(templates=run / "eval" / "templates.txt", class_names=run / "eval" / "classnames.txt",
+                  cache_dir=tmp_path / "eval-cache", progress=False, verbose=False)  # fmt: skip
+    want = report["zero_shot"][m]
+    got = run_eval(EvalConfig(["csv"], _csv(run, m), run / "text_paired" / "model", modality=m, **common))
+    got = got["tasks"]["csv"]["metrics"]
+    slack = 100.0 / report["settings"]["n_test"]
+    assert got["n"] == report["settings"]["n_test"]
+    assert got["top1"] == pytest.approx(want["text_paired"]["top1"], abs=slack)
+    assert want["gap"] == pytest.approx(want["text_paired"]["top1"] - want["emergent"]["top1"])
