@@ -22,9 +22,14 @@ PAIRS = [("audio", "depth"), ("imu", "audio"), ("video", "thermal"), ("depth", "
 @pytest.fixture(scope="module")
 def demo(quick_demo, tmp_path_factory):
     run = quick_demo.run_dir
-    common = dict(templates=run / "eval" / "templates.txt", class_names=run / "eval" / "classnames.txt",
-                  cache_dir=tmp_path_factory.mktemp("eval-cache"), progress=False, verbose=False)  # fmt: skip
+    common = _eval_options(run, tmp_path_factory.mktemp("eval-cache"))
     return run, quick_demo.report, common, 100.0 / quick_demo.report["settings"]["n_test"]
+
+
+def _eval_options(run, cache_dir):
+    """`EvalConfig` options for a demo run's own eval/ files (templates, class names)."""
+    return dict(templates=run / "eval" / "templates.txt", class_names=run / "eval" / "classnames.txt",
+                cache_dir=cache_dir, progress=False, verbose=False)  # fmt: skip
 
 
 def _csv(run, m):
@@ -74,10 +79,9 @@ def tiny_demo(tmp_path_factory):
 @pytest.mark.parametrize("m", BOUND)
 def test_text_paired_rows(tiny_demo, m, tmp_path):
     run, report = tiny_demo.run_dir, tiny_demo.report
-    common = dict(templates=run / "eval" / "templates.txt", class_names=run / "eval" / "classnames.txt",
-                  cache_dir=tmp_path / "eval-cache", progress=False, verbose=False)  # fmt: skip
     want = report["zero_shot"][m]
-    got = run_eval(EvalConfig(["csv"], _csv(run, m), run / "text_paired" / "model", modality=m, **common))
+    opts = _eval_options(run, tmp_path / "eval-cache")
+    got = run_eval(EvalConfig(["csv"], _csv(run, m), run / "text_paired" / "model", modality=m, **opts))
     got = got["tasks"]["csv"]["metrics"]
     slack = 100.0 / report["settings"]["n_test"]
     assert got["n"] == report["settings"]["n_test"]
