@@ -228,6 +228,11 @@ def test_quick_demo_scenes_point_clearly_above_chance(quick_demo, tmp_path):
     out = locate_stage(run, LocateSettings(n_scenes=80))
     p = out["pointing"]
     assert out["chance"] < 10 and out["methods_text"][out["method"]] == p["text"]
+    from bindkit.dense import METHODS  # chosen on train-writer scenes, not on the scored ones
+
+    assert set(out["methods_val"]) == set(METHODS) and out["n_val"] == 100
+    assert out["method"] == max(out["methods_val"], key=out["methods_val"].get)
+    assert out["methods_val"] != out["methods_text"]  # another set of scenes
     assert p["text"] > 2.5 * out["chance"] and p["audio"] > 1.8 * out["chance"], (p, out["chance"])
     assert (run / out["figure"]).is_file()
 
@@ -242,3 +247,20 @@ def test_crops_method_embeds_each_crop_whole(tiny):
     crop = x[:, :, 8:72, 16:80]  # row 1, column 2
     torch.testing.assert_close(out.dense[0, 1, 2], tiny.encode({"vision": crop})["vision"][0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.embedding, tiny.encode({"vision": x})["vision"], atol=1e-5, rtol=1e-5)
+
+
+def test_method_choice_scores_every_method_on_train_writers_only(tiny, monkeypatch):
+    """`choose_method` scores every dense method on scenes whose writers are all train writers."""
+    from bindkit.demo import apps_locate
+    from bindkit.dense import METHODS
+    from bindkit.worlds import DigitsWorld
+
+    seen = []
+    real = apps_locate.sample_scenes
+    monkeypatch.setattr(apps_locate, "sample_scenes", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    text = (F.normalize(torch.randn(10, tiny.config.out_dim), dim=-1), np.arange(10))
+    got = apps_locate.choose_method(tiny, text, 0, apps_locate.LocateSettings(n_val=3))
+    assert set(got) == set(METHODS) and all(0 <= v <= 100 for v in got.values())
+    train = set(DigitsWorld(seed=0).writers("train").tolist())
+    assert len(seen) == 1 and len(seen[0]) == 3 and seen[0].split == "train"
+    assert all(set(w.tolist()) <= train for w in seen[0].writers)
