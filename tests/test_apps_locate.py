@@ -264,3 +264,15 @@ def test_method_choice_scores_every_method_on_train_writers_only(tiny, monkeypat
     train = set(DigitsWorld(seed=0).writers("train").tolist())
     assert len(seen) == 1 and len(seen[0]) == 3 and seen[0].split == "train"
     assert all(set(w.tolist()) <= train for w in seen[0].writers)
+
+
+def test_method_sentence_says_where_the_method_was_chosen():
+    """The report names the validation scenes, or, for a report.json from before them, the scored scenes."""
+    from bindkit.demo.apps_locate import _method_line
+
+    old = {"method": "crops", "methods_text": {"value": 20.8, "crops": 93.8}}
+    new = old | {"methods_val": {"value": 18.7, "crops": 96.0}, "n_val": 100}
+    assert "chosen by text-query pointing on the scored scenes: **crops**" in _method_line(old)
+    line = _method_line(new)
+    assert "on 100 scenes of train writers (value 18.7%, crops 96.0%): **crops**" in line
+    assert line.endswith("on the scored scenes above: value 20.8%, crops 93.8%.")

@@ -112,9 +112,11 @@ def run_locate(model: ImageBind, test: Split, world_seed: int, s: LocateSettings
     for m, q in queries.items():
         acc[m], peaks[m] = pointing(dense[best], q, scenes, size)
     path = plot_grid(dense[best], queries, peaks, scenes, size, run / "plots" / "applications_locate.png")
-    out = {"pointing": acc, "method": best, "methods_text": methods, "methods_val": chosen_on, "chance": 100.0 * scenes.digit_area_share(),
+    out = {"pointing": acc, "method": best, "methods_text": methods, "methods_val": chosen_on,
+           "chance": 100.0 * scenes.digit_area_share(),
            "random_digit": 100.0 * float(np.mean([1 / len(d) for d in scenes.digits])),
-           "n_scenes": len(scenes), "n_val": s.n_val, "counts": list(s.counts), "canvas_px": scenes.canvas, "model_px": size,
+           "n_scenes": len(scenes), "n_val": s.n_val, "counts": list(s.counts), "canvas_px": scenes.canvas,
+           "model_px": size,
            "grid": int(dense[best].dense.shape[1]), "figure": str(path.relative_to(run))}  # fmt: skip
     if detect is not None:
         fn = lambda sc: _dense(enc, scene_inputs(model, sc), best)  # noqa: E731
@@ -176,7 +178,9 @@ def locate_md(r: dict[str, Any]) -> list[str]:
 def _method_line(r: dict[str, Any]) -> str:
     """The report's sentence on the dense method: where it was chosen, and every method's text pointing."""
     pct = lambda d: ", ".join(f"{k} {v:.1f}%" for k, v in d.items())  # noqa: E731
-    where = f"on {r['n_val']} scenes of train writers ({pct(r['methods_val'])})" if "methods_val" in r else ""
+    # a report.json written before the validation scenes chose it on the scored scenes
+    where = f"on {r['n_val']} scenes of train writers ({pct(r['methods_val'])})" if "methods_val" in r else \
+        "on the scored scenes"
     return (f"Dense method (`bindkit.dense`), chosen by text-query pointing {where}: **{r['method']}**; "
             f"on the scored scenes above: {pct(r['methods_text'])}.")  # fmt: skip
 
