@@ -8,7 +8,8 @@ festvox-us-slt-hts`:
 
 Engines and splits (each voice identity has a `split` in the manifest):
 - espeak-ng (formant synthesis): an accent + a voice variant speaks the ten English number words, each at its own
-  seeded rate and pitch; train / test split by variant (timbre), unchanged since the first pool.
+  seeded rate and pitch; train / test split by variant (timbre). en-gb identities are spoken as "en+<variant>"
+  (espeak-ng 1.51 ignores a variant after "en-gb"); `--random-variants N` adds N seeded random train variants.
 - flite (CMU Flite: clustergen voices awb, rms, slt and the kal diphone voices): `RENDITIONS` identities per voice,
   each with a seeded duration stretch and F0 mean. awb and rms are train; kal, kal16 and slt are test (held-out
   voices of a seen engine), because Festival's held-out voices are recorded by the same speakers (KAL, SLT).
@@ -24,6 +25,7 @@ the others' recordings unchanged.
 import argparse
 import io
 import json
+import shutil
 import subprocess
 import tempfile
 import zlib
@@ -52,6 +54,13 @@ VARIANTS = [
 ]  # fmt: skip
 TEST_VARIANTS = {"m3", "m7", "klatt3", "f2", "linda", "Alicia"}
 ACCENTS_PER_VARIANT = 4
+# espeak-ng 1.51 drops a variant given with the language name en-gb ("en-gb+f2" sounds exactly like "en-gb", so
+# every en-gb identity was one voice, in train and test alike); its voice file's name, "en", keeps the variant
+ESPEAK_NAME = {"en-gb": "en"}
+# --random-variants N adds N seeded random variant files (train only), each parameter drawn from about the named
+# train variants' range. Off in the shipped pool: 96 of them moved held-out audio by +1.5 points over 3 seeds (within
+# the seeds' spread) and lowered length invariance (docs/demo.md, "Random voice variants")
+ESPEAK_DATA = "/usr/lib/x86_64-linux-gnu/espeak-ng-data"
 # flite voice -> split (kal, kal16 and slt share their speakers with festival's held-out voices: held out too)
 FLITE_VOICES = {"awb": "train", "rms": "train", "kal": "test", "kal16": "test", "slt": "test"}
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]  # all: split "engine"
@@ -69,10 +78,11 @@ def _read_wav(path: str, what: str) -> tuple[np.ndarray, int]:
     return wave, sr
 
 
-def synthesize(voice: str, word: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
-    """One espeak-ng utterance as float32 mono and its sample rate."""
+def synthesize(voice: str, word: str, rate: int, pitch: int, data: str = "") -> tuple[np.ndarray, int]:
+    """One espeak-ng utterance as float32 mono and its sample rate (`data`: a parent of espeak-ng-data)."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-z", "-w", f.name, word]
+        path = [f"--path={data}"] if data else []
+        cmd = ["espeak-ng", *path, "-v", voice, "-s", str(rate), "-p", str(pitch), "-z", "-w", f.name, word]
         subprocess.run(cmd, check=True, capture_output=True)
         return _read_wav(f.name, f"espeak-ng {voice!r} {word!r}")
 
@@ -125,6 +135,49 @@ def voice_identities() -> list[dict]:
     return out
 
 
+def random_variant(rng: np.random.Generator) -> dict:
+    """Parameters of one random espeak-ng voice variant (gender, pitch range, formants, breath, voicing...)."""
+    base = int(rng.integers(65, 211))
+    formants = [[int(rng.integers(75, 141)), int(rng.integers(50, 151)), int(rng.integers(60, 171))]
+                for _ in range(5)]  # fmt: skip
+    breath = [int(b) for b in rng.integers(0, 9, 8)] if rng.random() < 0.5 else []
+    echo = [int(rng.integers(20, 141)), int(rng.integers(5, 41))] if rng.random() < 0.3 else []
+    return {"gender": "female" if rng.random() < 0.5 else "male", "pitch": [base, base + int(rng.integers(30, 161))],
+            "formants": formants, "breath": breath, "voicing": int(rng.integers(30, 151)),
+            "flutter": int(rng.integers(0, 21)), "roughness": int(rng.integers(0, 5)), "echo": echo}  # fmt: skip
+
+
+def variant_file(name: str, v: dict) -> str:
+    """The espeak-ng voice-variant file text of `random_variant`'s parameters."""
+    lines = ["language variant", f"name {name}", f"gender {v['gender']}", "pitch {} {}".format(*v["pitch"])]
+    lines += [f"formant {k} {f} {h} {w}" for k, (f, h, w) in enumerate(v["formants"])]
+    lines += [f"voicing {v['voicing']}", f"flutter {v['flutter']}", f"roughness {v['roughness']}"]
+    lines += ["breath " + " ".join(map(str, v["breath"]))] if v["breath"] else []
+    lines += ["echo {} {}".format(*v["echo"])] if v["echo"] else []
+    return "\n".join(lines) + "\n"
+
+
+def random_identities(rng: np.random.Generator, n: int) -> list[dict]:
+    """`n` train identities `<accent>+rand<k>`, one accent each (rotating), with their parameters."""
+    return [{"voice": f"{ACCENTS[k % len(ACCENTS)]}+rand{k:02d}", "accent": ACCENTS[k % len(ACCENTS)],
+             "variant": f"rand{k:02d}", "split": "train", "variant_params": random_variant(rng)}
+            for k in range(n)]  # fmt: skip
+
+
+def write_variants(idents: list[dict], root: Path) -> None:
+    """Copy espeak-ng's data under `root` and add the identities' random variant files to it."""
+    shutil.copytree(ESPEAK_DATA, root / "espeak-ng-data")
+    # espeak-ng lists at most 349 voices: keep only the English languages, drop the named variants (unused here)
+    for f in (root / "espeak-ng-data" / "lang").rglob("*"):
+        if f.is_file() and not f.name.startswith("en"):
+            f.unlink()
+    folder = root / "espeak-ng-data" / "voices" / "!v"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    for i in idents:
+        (folder / i["variant"]).write_text(variant_file(i["variant"], i["variant_params"]))
+
+
 def encode_vorbis(wave: np.ndarray) -> bytes:
     """Ogg/Vorbis bytes at 16 kHz mono (compression 0.8: ~19 dB waveform SNR, plenty for intelligible speech)."""
     buf = io.BytesIO()
@@ -138,9 +191,15 @@ def renditions(engine: str, voices: dict[str, str]) -> list[dict]:
             for v, split in voices.items() for k in range(RENDITIONS)]  # fmt: skip
 
 
-def espeak_word(ident: dict, word: str, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
-    rate, pitch = int(rng.integers(120, 221)), int(rng.integers(25, 81))
-    return (*synthesize(ident["voice"], word, rate, pitch), {"rate": rate, "pitch": pitch})
+def espeak_words(data: str = "") -> Callable:
+    """A word of an espeak-ng identity at a seeded rate and pitch (`data`: where its variant files are)."""
+
+    def word_of(ident: dict, word: str, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
+        rate, pitch = int(rng.integers(120, 221)), int(rng.integers(25, 81))
+        name = f"{ESPEAK_NAME.get(ident['accent'], ident['accent'])}+{ident['variant']}"
+        return (*synthesize(name, word, rate, pitch, data), {"rate": rate, "pitch": pitch})
+
+    return word_of
 
 
 def other_word(synth: Callable) -> Callable:
@@ -153,9 +212,7 @@ def other_word(synth: Callable) -> Callable:
     return word_of
 
 
-def make_voice(
-    ident: dict, rng: np.random.Generator, out: Path, word_fn: Callable = espeak_word
-) -> list[dict]:
+def make_voice(ident: dict, rng: np.random.Generator, out: Path, word_fn: Callable) -> list[dict]:
     """Synthesize the ten words of one voice into `<voice>.ogg`; return the manifest records."""
     records, pieces, pos = [], [], GAP
     for digit, word in enumerate(WORDS):
@@ -182,11 +239,10 @@ def engine_version(engine: str) -> str:
     return " ".join((text.stdout + text.stderr).split())
 
 
-def build_engine(engine: str, seed: int, out: Path) -> tuple[list[dict], list[dict]]:
-    """(identities, records) of one engine, its files written to `out`."""
-    if engine == "espeak-ng":  # the first pool's stream: seed alone, so its recordings stay as they were
-        idents, rng, word_fn = voice_identities(), np.random.default_rng(seed), espeak_word
-        idents = [{**i, "engine": "espeak-ng"} for i in idents]
+def build_engine(engine: str, seed: int, out: Path, n_random: int = 0) -> tuple[list[dict], list[dict]]:
+    """(identities, records) of one engine, its files written to `out` (`n_random`: espeak-ng's random variants)."""
+    if engine == "espeak-ng":
+        return build_espeak(seed, out, n_random)
     else:
         voices = FLITE_VOICES if engine == "flite" else {v: "engine" for v in FESTIVAL_VOICES}
         idents = renditions(engine, voices)
@@ -196,12 +252,29 @@ def build_engine(engine: str, seed: int, out: Path) -> tuple[list[dict], list[di
     return idents, records
 
 
+def build_espeak(seed: int, out: Path, n_random: int = 0) -> tuple[list[dict], list[dict]]:
+    """espeak-ng's named variants (the first pool's stream: seed alone) and its random variants (their own)."""
+    rng, idents = np.random.default_rng(seed), voice_identities()
+    records = [r for ident in idents for r in make_voice(ident, rng, out, espeak_words())]
+    rng = np.random.default_rng([seed, zlib.crc32(b"espeak-ng-random")])
+    rand = random_identities(rng, n_random)
+    if not rand:
+        return [{**i, "engine": "espeak-ng"} for i in idents], records
+    with tempfile.TemporaryDirectory() as tmp:
+        write_variants(rand, Path(tmp))
+        records += [r for ident in rand for r in make_voice(ident, rng, out, espeak_words(tmp))]
+    return [{**i, "engine": "espeak-ng"} for i in idents + rand], records
+
+
 def main() -> None:
     """Build the pool (all engines, or those of --engines beside the kept others) and its manifest."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="src/bindkit/assets/speech")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines to (re)generate")
+    ap.add_argument(
+        "--random-variants", type=int, default=0, help="seeded random espeak-ng train variants to add"
+    )
     args = ap.parse_args()
     out, todo = Path(args.out), args.engines.split(",")
     if unknown := set(todo) - set(ENGINES):
@@ -217,7 +290,7 @@ def main() -> None:
               if engine_of[v["voice"]] not in todo]  # fmt: skip
     records = [r for r in old.get("recordings", []) if engine_of[r["voice"]] not in todo]
     for engine in todo:
-        i, r = build_engine(engine, args.seed, out)
+        i, r = build_engine(engine, args.seed, out, args.random_variants)
         idents, records, generators[engine] = idents + i, records + r, engine_version(engine)
     order = {e: k for k, e in enumerate(ENGINES)}
     engine_of = {v["voice"]: v["engine"] for v in idents}

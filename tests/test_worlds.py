@@ -322,6 +322,35 @@ def test_speech_pool_manifest_matches_files():
     assert set(pool.voices.values()) == {"train", "test", "engine"}  # engine: the held-out engine
 
 
+def _median_f0(wave: np.ndarray, sr: int = 16000) -> float:
+    """Median F0 (Hz) of the loud voiced 40-ms frames of a recording, by autocorrelation (60-400 Hz)."""
+    f0s = []
+    for s in range(0, len(wave) - 640, 320):
+        x = wave[s : s + 640] - wave[s : s + 640].mean()
+        if np.sqrt((x**2).mean()) < 0.05:
+            continue
+        ac = np.correlate(x, x, "full")[639:]
+        lag = sr // 400 + int(np.argmax(ac[sr // 400 : sr // 60]))
+        if ac[lag] > 0.4 * ac[0]:  # periodic: a voiced frame
+            f0s.append(sr / lag)
+    return float(np.median(f0s))
+
+
+@pytest.mark.parametrize("accent", ["en-gb", "en-us", "en-gb-x-rp"])
+def test_speech_pool_voice_variants_apply_in_every_accent(accent):
+    # espeak-ng ignores a variant after the language name "en-gb" (every en-gb voice was one male voice, with
+    # female variants at ~100 Hz); the female variants must sound female in every accent, the male ones male
+    folder = Path(str(pool_dir()))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    f0 = {}
+    for v in manifest["voices"]:
+        if v.get("accent") == accent and v["variant"] in {"m1", "m3", "m4", "m6", "f2", "f5", "belinda", "aunty"}:
+            f0[v["variant"]] = _median_f0(sf.read(folder / f"{v['voice']}.ogg", dtype="float32")[0])
+    male = [f for k, f in f0.items() if k.startswith("m")]
+    female = [f for k, f in f0.items() if not k.startswith("m")]
+    assert male and female and max(male) < 130 < 160 < min(female), f0
+
+
 # ---------------------------------------------------------------- files and model inputs
 
 
