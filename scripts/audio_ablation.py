@@ -55,6 +55,9 @@ VARIANTS: dict[str, tuple[str, WaveAug, int, bool]] = {
     "speed": ("centre", dataclasses.replace(NONE, speed=0.5), 1, False),  # speed/formant change only
     "clean+short75": ("centre", dataclasses.replace(WaveAug(), short=0.75), 2, False),
     "clean+new+short": ("centre", WaveAug(), 3, False),  # as recorded, augmented, the word alone
+    # + VTLP on the augmented view's log-mel rows (another vocal tract; the demo's recipe is clean+new+vtlpw)
+    "clean+new+vtlp": ("centre", WaveAug(vtlp=1.0, vtlp_range=(0.85, 1.2)), 2, False),
+    "clean+new+vtlpw": ("centre", WaveAug(vtlp=1.0), 2, False),
 }
 
 

@@ -18,6 +18,8 @@ from bindkit.train.audio_augment import (
     change_level,
     change_speed,
     cut_word,
+    vtlp_factors,
+    warp_mel,
 )
 from bindkit.worlds import DigitsWorld
 from bindkit.worlds.speech import heldout_engine, load_manifest, split_voices, voice_engines
@@ -222,3 +224,33 @@ def test_train_audio_gives_the_clip_as_recorded_then_its_augmented_copy():
     clean = load_audio([(torch.from_numpy(w), SR) for w in train.audio], **kw)
     torch.testing.assert_close(x[:4], clean, atol=0, rtol=0)
     assert not torch.allclose(x[4:8], x[:4])
+
+
+def _tone_fbank(hz: float) -> torch.Tensor:
+    """(1, 64, frames) log-mel of a 0.3-s sine at `hz` (16 kHz)."""
+    from bindkit.data.fbank import log_fbank
+
+    t = torch.arange(4800) / SR
+    return log_fbank(torch.sin(2 * torch.pi * hz * t)[None].float(), 64, SR)
+
+
+@pytest.mark.parametrize("hz, alpha", [(600.0, 1.25), (2000.0, 0.8), (1200.0, 1.33)])
+def test_vtlp_moves_a_tone_to_the_bins_of_the_scaled_tone(hz, alpha):
+    # the independent reference: the filterbank of a sine at alpha * hz, computed from its waveform
+    x, ref = _tone_fbank(hz), _tone_fbank(alpha * hz)
+    warped = warp_mel(x, torch.tensor([alpha]))
+    peak = lambda f: f[0].mean(-1).argmax().item()  # noqa: E731
+    assert peak(x) != peak(ref) and abs(peak(warped) - peak(ref)) <= 1
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(warped.flatten(), ref.flatten(), 0) > cos(x.flatten(), ref.flatten(), 0)
+    torch.testing.assert_close(warp_mel(x, torch.tensor([1.0])), x, atol=1e-3, rtol=0)
+
+
+def test_vtlp_factors_are_seeded_per_row_and_in_range():
+    seeds = np.array([[0, 7919, i] for i in range(200)])
+    a = vtlp_factors(seeds, WaveAug(vtlp=1.0))
+    assert np.array_equal(a, vtlp_factors(seeds, WaveAug(vtlp=1.0))) and len(set(a.round(6))) == 200
+    assert a.min() >= 0.75 and a.max() <= 1.33 and (a < 1).any() and (a > 1).any()
+    assert (vtlp_factors(seeds, WaveAug()) == 1.0).all()  # the default: no warp
+    half = vtlp_factors(seeds, WaveAug(vtlp=0.5))
+    assert 60 < (half == 1.0).sum() < 140 and np.array_equal(half[half != 1.0], a[half != 1.0])

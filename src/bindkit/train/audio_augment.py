@@ -1,5 +1,5 @@
 """Waveform augmentation for audio training: band-limiting (8 kHz telephone), level, noise, reverberation, and short
-words cut out at their natural length.
+words cut out at their natural length; and, after the loader, vocal tract length perturbation of the log-mel rows.
 
 These run on 16 kHz waveforms *before* the loader (`bindkit.data.load_audio`), so the model trains on what inference
 sees from real files. Like `augment.freq_mask`, every item's draws are a pure function of its int seed row, so a
@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from bindkit.data.fbank import LOW_FREQ
 
 
 def band_limit(wave: np.ndarray, sample_rate: int, rate: int = 8000) -> np.ndarray:
@@ -86,6 +89,8 @@ class WaveAug:
     reverb: float = 0.2  # share with an extra room
     speed: float = 0.0  # share played faster or slower (another speaker's pitch and formants) ...
     speed_range: tuple[float, float] = (0.8, 1.25)  # ... by a factor drawn log-uniformly in this range
+    vtlp: float = 0.0  # share whose log-mel rows are warped in frequency (another vocal tract) ...
+    vtlp_range: tuple[float, float] = (0.75, 1.33)  # ... by a factor drawn log-uniformly in this range
     sample_rate: int = 16000
 
 
@@ -115,3 +120,36 @@ def augment_waves(waves: np.ndarray, spans: np.ndarray, seeds: np.ndarray, aug: 
     return [
         augment_wave(w, (int(s[0]), int(s[1])), r, aug) for w, s, r in zip(waves, spans, seeds, strict=True)
     ]
+
+
+def vtlp_factors(seeds: np.ndarray, aug: WaveAug) -> np.ndarray:
+    """(n,) frequency-warp factors of (n, k) int seed rows, 1.0 for rows not warped; row r draws from (r0, r1, 31,
+    r2, ...), a stream apart from `augment_wave`'s."""
+    lo, hi = np.log(aug.vtlp_range)
+    out = np.ones(len(seeds))
+    for i, row in enumerate(seeds):
+        rng = np.random.default_rng([int(row[0]), int(row[1]), 31, *(int(v) for v in row[2:])])
+        u, a = rng.random(), float(np.exp(rng.uniform(lo, hi)))
+        out[i] = a if u < aug.vtlp else 1.0
+    return out
+
+
+def warp_mel(x: torch.Tensor, alpha: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
+    """VTLP (Jaitly & Hinton 2013) on Kaldi log-mel rows (n, ..., mel, frames): row i's spectrum scaled in frequency
+    by alpha[i] (> 1: higher formants and pitch), by linear interpolation between mel bins, edges held."""
+    n, mel = x.shape[0], x.shape[-2]
+    m_lo, m_hi = (1127.0 * np.log1p(f / 700.0) for f in (LOW_FREQ, 0.5 * sample_rate))
+    delta = (m_hi - m_lo) / (mel + 1)  # the filters' spacing on the mel scale
+    centre_hz = 700.0 * torch.expm1((m_lo + (torch.arange(mel) + 1.0) * delta) / 1127.0)  # (mel,)
+    # (n, mel): the mel position each output bin reads from
+    src_mel = 1127.0 * torch.log1p(centre_hz[None] / alpha.float()[:, None] / 700.0)
+    idx = ((src_mel - m_lo) / delta - 1.0).clamp(0, mel - 1)
+    lo = idx.floor().long()
+    hi = (lo + 1).clamp(max=mel - 1)
+    shape = (n,) + (1,) * (x.dim() - 3) + (mel, 1)
+    w = (idx - lo).view(shape).to(x.dtype)
+
+    def rows(ix: torch.Tensor) -> torch.Tensor:
+        return torch.gather(x, x.dim() - 2, ix.view(shape).expand_as(x))
+
+    return rows(lo) * (1 - w) + rows(hi) * w
