@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bindkit.data.fbank import LOW_FREQ
+from bindkit.data.fbank import LOW_FREQ, _mel
 
 
 def band_limit(wave: np.ndarray, sample_rate: int, rate: int = 8000) -> np.ndarray:
@@ -138,7 +138,7 @@ def warp_mel(x: torch.Tensor, alpha: torch.Tensor, sample_rate: int = 16000) -> 
     """VTLP (Jaitly & Hinton 2013) on Kaldi log-mel rows (n, ..., mel, frames): row i's spectrum scaled in frequency
     by alpha[i] (> 1: higher formants and pitch), by linear interpolation between mel bins, edges held."""
     n, mel = x.shape[0], x.shape[-2]
-    m_lo, m_hi = (1127.0 * np.log1p(f / 700.0) for f in (LOW_FREQ, 0.5 * sample_rate))
+    m_lo, m_hi = _mel(LOW_FREQ), _mel(0.5 * sample_rate)  # the filterbank's own mel scale
     delta = (m_hi - m_lo) / (mel + 1)  # the filters' spacing on the mel scale
     centre_hz = 700.0 * torch.expm1((m_lo + (torch.arange(mel) + 1.0) * delta) / 1127.0)  # (mel,)
     # (n, mel): the mel position each output bin reads from
