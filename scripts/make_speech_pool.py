@@ -60,7 +60,6 @@ ESPEAK_NAME = {"en-gb": "en"}
 # --random-variants N adds N seeded random variant files (train only), each parameter drawn from about the named
 # train variants' range. Off in the shipped pool: 96 of them moved held-out audio by +1.5 points over 3 seeds (within
 # the seeds' spread) and lowered length invariance (docs/demo.md, "Random voice variants")
-ESPEAK_DATA = "/usr/lib/x86_64-linux-gnu/espeak-ng-data"
 # flite voice -> split (kal, kal16 and slt share their speakers with festival's held-out voices: held out too)
 FLITE_VOICES = {"awb": "train", "rms": "train", "kal": "test", "kal16": "test", "slt": "test"}
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]  # all: split "engine"
@@ -166,7 +165,8 @@ def random_identities(rng: np.random.Generator, n: int) -> list[dict]:
 
 def write_variants(idents: list[dict], root: Path) -> None:
     """Copy espeak-ng's data under `root` and add the identities' random variant files to it."""
-    shutil.copytree(ESPEAK_DATA, root / "espeak-ng-data")
+    data = engine_version("espeak-ng").split("Data at: ")[-1]  # where this espeak-ng's data lives
+    shutil.copytree(data, root / "espeak-ng-data")
     # espeak-ng lists at most 349 voices: keep only the English languages, drop the named variants (unused here)
     for f in (root / "espeak-ng-data" / "lang").rglob("*"):
         if f.is_file() and not f.name.startswith("en"):
