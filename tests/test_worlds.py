@@ -18,7 +18,7 @@ from bindkit.worlds.files import to_files
 from bindkit.worlds.inputs import CLIP_MEAN, CLIP_STD, image_tensor, imu_tensor, to_model_inputs, video_tensor
 from bindkit.worlds.relief import BASELINE_M, FOCAL_PX
 from bindkit.worlds.render import rasterize
-from bindkit.worlds.speech import load_pool, pool_dir
+from bindkit.worlds.speech import load_manifest, load_pool, pool_dir
 
 N = 20
 
@@ -336,15 +336,18 @@ def _median_f0(wave: np.ndarray, sr: int = 16000) -> float:
     return float(np.median(f0s))
 
 
+# variants named "m...": male; the others female
+PITCH_VARIANTS = {"m1", "m3", "m4", "m6", "f2", "f5", "belinda", "aunty"}
+
+
 @pytest.mark.parametrize("accent", ["en-gb", "en-us", "en-gb-x-rp"])
 def test_speech_pool_voice_variants_apply_in_every_accent(accent):
     # espeak-ng ignores a variant after the language name "en-gb" (every en-gb voice was one male voice, with
     # female variants at ~100 Hz); the female variants must sound female in every accent, the male ones male
     folder = Path(str(pool_dir()))
-    manifest = json.loads((folder / "manifest.json").read_text())
     f0 = {}
-    for v in manifest["voices"]:
-        if v.get("accent") == accent and v["variant"] in {"m1", "m3", "m4", "m6", "f2", "f5", "belinda", "aunty"}:
+    for v in load_manifest()["voices"]:
+        if v.get("accent") == accent and v["variant"] in PITCH_VARIANTS:
             f0[v["variant"]] = _median_f0(sf.read(folder / f"{v['voice']}.ogg", dtype="float32")[0])
     male = [f for k, f in f0.items() if k.startswith("m")]
     female = [f for k, f in f0.items() if not k.startswith("m")]
