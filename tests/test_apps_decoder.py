@@ -110,7 +110,7 @@ def test_demo_stage_on_a_copy_of_the_quick_run(quick_demo, tmp_path, one_torch_t
     from bindkit.demo import apps_generate
 
     run = tmp_path / "run"
-    for name in ("model", "test", "report.json", "report.md"):
+    for name in ("model", "test", "probe", "report.json", "report.md"):
         src = quick_demo.run_dir / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
     old = run / "train" / "decoder" / "checkpoints" / "step_00000001"
@@ -124,12 +124,18 @@ def test_demo_stage_on_a_copy_of_the_quick_run(quick_demo, tmp_path, one_torch_t
     assert g["chance"] == 10.0
     # Above chance, pooled over the six sources (n draws each, 10% chance): at least 20% of 6n = 180 draws is 4.5
     # binomial sd above chance's mean of 18 (a decoder that ignores its condition passes with p < 1e-5). Measured on
-    # one thread: 77 of 180 (image 47%, audio 40%, thermal 53%); with 400 training steps it was 25, at chance.
+    # one thread: 89 of 180 with stroke weight 32 (image 57%, audio 40%, thermal 53%), 77 with weight 4; with 400
+    # training steps (weight 4) it was 25, at chance.
     hits = sum(round(g[m] * n / 100) for m in apps_generate.SOURCES)
     assert hits >= 0.20 * 6 * n, {m: g[m] for m in (*apps_generate.SOURCES, "real_images")}
     assert (run / g["grid"]).is_file() and (run / "train" / "decoder" / "plots" / "loss.png").is_file()
+    assert set(g["prior"]) == set(apps_generate.SOURCES) and g["prior"]["image"] == g["image"]  # image: no shift
+    assert (run / "model" / "decoder" / "prior.safetensors").is_file()
     assert "images from any modality" in (run / "report.md").read_text()
     assert json.loads((run / "report.json").read_text())["applications"]["generate"]["audio"] == g["audio"]
     row = json.loads((run / "test" / "manifest.jsonl").read_text().splitlines()[0])
     imgs = generate(run / "model", run / "test" / row["files"]["audio"], run / "model" / "decoder", steps=4)
     assert imgs[0].size == (32, 32)
+    shifted = generate(run / "model", run / "test" / row["files"]["audio"], run / "model" / "decoder", steps=4,
+                       prior=True)  # fmt: skip
+    assert not np.array_equal(np.asarray(imgs[0]), np.asarray(shifted[0]))  # the fitted prior moved the audio query

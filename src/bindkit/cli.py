@@ -114,7 +114,7 @@ def _generate(a: argparse.Namespace) -> None:
         queries = [(kind, value, w) for (kind, value, _), w in zip(queries, a.weight, strict=True)]
     generate(a.model, queries, a.pipeline, out=a.out, steps=a.steps, seed=a.seed, num_images=a.num_images,
              guidance=a.guidance, scale="auto" if a.scale is None else a.scale, noise_level=a.noise_level,
-             prompt=a.prompt)  # fmt: skip
+             prompt=a.prompt, prior=a.prior)  # fmt: skip
     for i in range(a.num_images):
         print(a.out / f"{a.seed}-{i}.png")
 
@@ -320,6 +320,8 @@ def _args_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, help="norm given to the embedding (default: the norm the pipeline expects)")
     p.add_argument("--noise-level", type=int, default=0, help="Stable unCLIP's noise on the embedding (0 = none)")
     p.add_argument("--prompt", default="", help="Stable unCLIP's text prompt beside the embedding (default empty)")
+    p.add_argument("--prior", action="store_true",
+                   help="move each query term by the mean shift of the decoder's prior.safetensors (bindkit.apps.prior)")  # fmt: skip
 
 
 def _args_configs(p: argparse.ArgumentParser) -> None:

@@ -22,18 +22,23 @@ import numpy as np
 import torch
 
 from bindkit.apps.decoder import Decoder, is_decoder_folder
+from bindkit.apps.prior import MeanShiftPrior
 from bindkit.apps.query import embed_query, model_fingerprint
 from bindkit.model import ImageBind
 from bindkit.resolve import load
 
 
 class DecoderGenerator:
-    """A bindkit decoder folder behind the same `sample` call as a Stable unCLIP pipeline."""
+    """A bindkit decoder folder behind the same `sample` call as a Stable unCLIP pipeline, with its mean-shift prior
+    (`prior.safetensors`) where the folder has one."""
 
     def __init__(self, folder: str | Path):
         self.decoder = Decoder.load(folder)
         self.embed_dim = self.decoder.cfg.embed_dim
         self.model_key = self.decoder.cfg.model_key
+        self.prior = MeanShiftPrior.load(folder)
+        if self.prior is not None and self.prior.width != self.embed_dim:
+            raise ValueError(f"{folder}: prior width {self.prior.width} does not match the decoder's {self.embed_dim}")
 
     def sample(self, emb: torch.Tensor, steps: int, seed: int = 0, guidance: float | None = None,
                **_: Any) -> list[Any]:  # fmt: skip
@@ -71,11 +76,12 @@ def check_compatible(model: ImageBind, key: str, generator: Any) -> None:
 def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, out: str | Path | None = None,
              steps: int | None = None, seed: int = 0, num_images: int = 1, guidance: float | None = None,
              scale: float | str = "auto", noise_level: int = 0, prompt: str = "",
-             generator: Any = None) -> list[Any]:  # fmt: skip
+             generator: Any = None, prior: bool = False) -> list[Any]:  # fmt: skip
     """Images (PIL) drawn from the query's embedding; written to `out/<seed>-<i>.png` when `out` is given.
 
-    Every check (steps, pipeline parts, widths, fingerprints) runs before any denoising, and nothing is written
-    unless every image was drawn."""
+    With `prior`, where the generator has a mean-shift prior (`bindkit.apps.prior`), each query term is moved by its
+    modality's offset before the terms are summed (opt-in: it gave no gain in the demo, see docs/applications.md). Every check (steps, pipeline parts, widths, fingerprints)
+    runs before any denoising, and nothing is written unless every image was drawn."""
     if steps is not None and (not isinstance(steps, int) or steps <= 0):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(num_images, int) or num_images <= 0:
@@ -84,7 +90,8 @@ def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, ou
     m: ImageBind = load(model)
     key = model_fingerprint(m)
     check_compatible(m, key, gen)
-    emb = embed_query(m, query)  # checks every term's width and fingerprint before embedding any
+    shift = getattr(gen, "prior", None) if prior else None
+    emb = embed_query(m, query, shift=shift.shift if shift else None)  # checks every term before embedding any
     n_steps = steps or (gen.decoder.cfg.steps if isinstance(gen, DecoderGenerator) else 30)
     images = gen.sample(emb.vector[None].expand(num_images, -1), steps=n_steps, seed=seed, guidance=guidance,
                         scale=scale, noise_level=noise_level, prompt=prompt)  # fmt: skip

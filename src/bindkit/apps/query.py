@@ -14,6 +14,7 @@ Every term is checked (width, model fingerprint, file present, text non-empty) b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,18 +114,36 @@ def _unit(model: Any, kind: str, value: Any) -> torch.Tensor:
     return vec / norm
 
 
+def term_modality(kind: str, value: Any) -> str | None:
+    """The modality of one checked term (a file's detected as `bindkit embed` does); None for a raw vector."""
+    from bindkit.store.detect import detect_modality, normalize_kind
+
+    if kind in ("vector", "embedding"):
+        return None
+    if kind == "text":
+        return "text"
+    return detect_modality(Path(value)) if kind == "file" else normalize_kind(kind)
+
+
+Shift = Callable[[torch.Tensor, str | None], torch.Tensor]  # (unit (D,), modality or None) -> unit (D,)
+
+
 @torch.no_grad()
-def embed_query(model: Any, query: Any, modality: str | None = None) -> QueryEmbedding:
+def embed_query(model: Any, query: Any, modality: str | None = None, shift: Shift | None = None) -> QueryEmbedding:
     """The unit vector (D,) of a query (see the module docstring), with this model's fingerprint; checked first.
 
-    `model` is an `ImageBind` or a bindkit model folder (loaded on the CPU)."""
+    `model` is an `ImageBind` or a bindkit model folder (loaded on the CPU). `shift` (e.g. a generator's
+    `MeanShiftPrior.shift`) maps each term's unit embedding, given the term's modality, before the terms are summed."""
     if isinstance(model, str | Path):
         model = load(model)
     key = model_fingerprint(model)
     terms = query_terms(query, modality)
     for kind, value, _ in terms:
         check_term(model, kind, value, key)
-    total = sum(w * _unit(model, k, v) for k, v, w in terms)
+    units = [_unit(model, k, v) for k, v, _ in terms]
+    if shift is not None:
+        units = [shift(u, term_modality(k, v)) for u, (k, v, _) in zip(units, terms, strict=True)]
+    total = sum(w * u for u, (_, _, w) in zip(units, terms, strict=True))
     if not isinstance(total, torch.Tensor) or not float(total.norm()) > 1e-6:
         raise ValueError("the weighted query terms cancel out (zero vector)")
     return QueryEmbedding(F.normalize(total, dim=0), key)

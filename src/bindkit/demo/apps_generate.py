@@ -4,7 +4,9 @@ A small diffusion decoder (`bindkit.apps.decoder`) learns to draw the world's tr
 embeddings of those images, and nothing else. It is then given embeddings of held-out recordings (speech of unseen
 voices), captions, IMU, depth and thermal of unseen writers, which it never saw, and the frozen anchor classifies
 what it draws (zero-shot, the report's classifier). The share drawn as the right digit is reported per source beside
-the anchor's accuracy on the real test images of the same rows (the ceiling) and chance. The decoder is saved at
+the anchor's accuracy on the real test images of the same rows (the ceiling) and chance; a second column draws
+through the decoder's mean-shift prior (`bindkit.apps.prior`, fitted on the probe split and saved in the decoder
+folder; opt-in for `generate`). The decoder is saved at
 `<run>/model/decoder/`, where `bindkit generate --model <run>/model --pipeline <run>/model/decoder` finds it; its
 training run is `<run>/train/decoder/`, the grid `<run>/plots/generate.png` (one row per source, one column per digit).
 
@@ -26,6 +28,7 @@ import torch
 
 from bindkit.apps.decoder import Decoder, DecoderConfig
 from bindkit.apps.generate import model_fingerprint
+from bindkit.apps.prior import MeanShiftPrior
 from bindkit.data import CLIP_MEAN, CLIP_STD, load, tokenize
 from bindkit.model import ImageBind
 from bindkit.train.decoder import DecoderTrainConfig, train_decoder
@@ -89,7 +92,8 @@ def to_inputs(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings, progress: bool) -> Decoder:
-    """Train the decoder on world train images and the frozen anchor's embeddings of them; save it by the model."""
+    """Train the decoder on world train images and the frozen anchor's embeddings of them; save it by the model,
+    with its mean-shift prior."""
     size = model.config.encoders["vision"].input_shape[-1]
     x = world_images(seed, gs.n_images, size)  # (N, 3, S, S)
     emb = scores.embed(model, "vision", x)  # (N, D) unit
@@ -100,7 +104,27 @@ def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings, pr
         shutil.rmtree(old, ignore_errors=True)
     dec = train_decoder(to_pixels(x) * 2 - 1, emb, dcfg, gs.train, train_dir, progress=progress)
     dec.save(out)
+    fit_prior(run, model, emb).save(out)
     return dec
+
+
+def fit_prior(run: Path, model: ImageBind, image_emb: torch.Tensor) -> MeanShiftPrior:
+    """The decoder's mean-shift prior: each other source's mean embedding over the probe split's files (train
+    writers and voices; one mean per modality, no pairs, no labels), the image mean over the decoder's training
+    embeddings (N, D)."""
+    manifest = run / "probe" / "manifest.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found: the decoder's prior is fitted on the run's probe split")
+    inputs = source_inputs(model, read_manifest(manifest), manifest.parent)
+    means = {m: scores.embed(model, m, x) for m, x in inputs.items() if m != "image"}
+    return MeanShiftPrior.fit({"image": image_emb, **means})
+
+
+def source_inputs(model: ImageBind, rows: list[dict], folder: Path) -> dict[str, torch.Tensor]:
+    """Every source's model input for manifest rows: files through `bindkit.data.load`, captions tokenised."""
+    inputs = {m: load(m, [folder / r["files"][m] for r in rows], config=model.config) for m in SOURCES if m != "text"}
+    ctx = model.config.encoders["text"].input_shape[0]
+    return inputs | {"text": tokenize([r["caption"] for r in rows], context_length=ctx)}
 
 
 def held_out(run: Path, model: ImageBind, per_digit: int) -> tuple[dict[str, torch.Tensor], np.ndarray, torch.Tensor]:
@@ -110,10 +134,7 @@ def held_out(run: Path, model: ImageBind, per_digit: int) -> tuple[dict[str, tor
     rows = read_manifest(manifest)
     pick = [i for d in range(10) for i in [j for j, r in enumerate(rows) if r["digit"] == d][:per_digit]]
     rows = [rows[i] for i in pick]
-    files = {m: [manifest.parent / r["files"][m] for r in rows] for m in SOURCES if m != "text"}
-    inputs = {m: load(m, f, config=model.config) for m, f in files.items()}
-    ctx = model.config.encoders["text"].input_shape[0]
-    inputs["text"] = tokenize([r["caption"] for r in rows], context_length=ctx)
+    inputs = source_inputs(model, rows, manifest.parent)
     emb = {m: scores.embed(model, m, inputs[m]) for m in SOURCES}
     return emb, np.asarray([r["digit"] for r in rows]), inputs["image"]
 
@@ -123,17 +144,29 @@ def classify(model: ImageBind, inputs: torch.Tensor, cls: torch.Tensor) -> np.nd
     return (scores.embed(model, "vision", inputs) @ cls.T).argmax(1).numpy()
 
 
-def score(model: ImageBind, dec: Decoder, run: Path, gs: GenerateSettings, seed: int) -> dict[str, Any]:
-    """Draw from every source's held-out embeddings; the share classified as the row's digit, per source."""
+def hit_rate(model: ImageBind, drawn: torch.Tensor, y: np.ndarray, cls: torch.Tensor) -> float:
+    """% of drawn images (N, 3, S, S) in [0, 1] that the anchor classifies as `y`."""
+    return float((classify(model, to_inputs(drawn), cls) == y).mean() * 100)
+
+
+def score(model: ImageBind, dec: Decoder, prior: MeanShiftPrior, run: Path, gs: GenerateSettings,
+          seed: int) -> dict[str, Any]:  # fmt: skip
+    """Draw from every source's held-out embeddings as they are (the default) and through the mean-shift prior
+    (`prior`); the share classified as the row's digit, per source."""
     emb, y, real = held_out(run, model, gs.per_digit)
     cls = scores.class_embeddings(model)
-    out: dict[str, Any] = {"chance": 10.0, "n_per_source": len(y), "steps": gs.steps,
+    out: dict[str, Any] = {"chance": 10.0, "n_per_source": len(y), "steps": gs.steps, "prior": {},
                            "real_images": float((classify(model, real, cls) == y).mean() * 100)}  # fmt: skip
-    drawn, t0 = {}, time.perf_counter()
+    drawn: dict[str, torch.Tensor] = {}
+    t0, n = time.perf_counter(), 0
     for m in SOURCES:
         drawn[m] = dec.sample(emb[m], steps=gs.steps, seed=seed)  # (N, 3, S, S) in [0, 1]
-        out[m] = float((classify(model, to_inputs(drawn[m]), cls) == y).mean() * 100)
-    out["sample_s_per_image"] = (time.perf_counter() - t0) / (len(SOURCES) * len(y))
+        out[m] = hit_rate(model, drawn[m], y, cls)
+        shifted = drawn[m]  # the prior leaves image queries as they are
+        if m != "image":
+            shifted, n = dec.sample(prior.shift(emb[m], m), steps=gs.steps, seed=seed), n + len(y)
+        out["prior"][m], n = hit_rate(model, shifted, y, cls), n + len(y)
+    out["sample_s_per_image"] = (time.perf_counter() - t0) / n
     out["grid"] = str(plot_grid(drawn, y, run / "plots" / "generate.png").relative_to(run))
     return out
 
@@ -165,8 +198,10 @@ def run_stage(run: Path, model: ImageBind, preset: str, seed: int = 0, progress:
     gs = PRESETS.get(preset, PRESETS["quick"])  # a custom demo preset draws like the quick one
     t0 = time.perf_counter()
     dec = fit_decoder(run, model, seed, gs, progress)
+    prior = MeanShiftPrior.load(run / "model" / "decoder")
+    assert prior is not None  # fit_decoder saved it
     t1 = time.perf_counter()
-    out = score(model, dec, run, gs, seed)
+    out = score(model, dec, prior, run, gs, seed)
     return out | {"train_s": t1 - t0, "score_s": time.perf_counter() - t1, "decoder": "model/decoder",
                   "n_images": gs.n_images, "train_steps": gs.train.steps}  # fmt: skip
 
@@ -177,10 +212,12 @@ def markdown(g: dict[str, Any]) -> list[str]:
         "### Generate: images from any modality (an unCLIP decoder on the anchor's image space)", "",
         f"A diffusion decoder trained on {g['n_images']} world images and the frozen anchor's image embeddings only "
         f"({g['train_steps']} steps), given embeddings of held-out recordings it never saw; {g['n_per_source']} "
-        f"images per source, {g['steps']} DDIM steps. Share the frozen anchor classifies as the source's digit:", "",
-        "| source | classified as the digit (%) |", "|---|---|",
-        *[f"| {m} | {g[m]:.1f} |" for m in SOURCES],
-        f"| real test images (ceiling) | {g['real_images']:.1f} |", f"| chance | {g['chance']:.1f} |", "",
+        f"images per source, {g['steps']} DDIM steps. Share the frozen anchor classifies as the source's digit, from "
+        "the embedding as it is (the default) and moved by the decoder's mean-shift prior (`bindkit.apps.prior`: from "
+        "its modality's mean embedding to the image mean, means over the probe split):", "",
+        "| source | embedding as it is (%) | with the prior (%) |", "|---|---|---|",
+        *[f"| {m} | {g[m]:.1f} | {g.get('prior', {}).get(m, float('nan')):.1f} |" for m in SOURCES],
+        f"| real test images (ceiling) | {g['real_images']:.1f} | |", f"| chance | {g['chance']:.1f} | |", "",
         f"Decoder training {g['train_s']:.0f} s, drawing and scoring {g['score_s']:.0f} s "
         f"({g['sample_s_per_image']:.3f} s per image). Grid: `{g['grid']}`.", "",
         f"![images drawn per source and digit]({g['grid']})", "",
