@@ -80,8 +80,9 @@ def generate(model: ImageBind | str | Path, query: Any, pipeline: str | Path, ou
     """Images (PIL) drawn from the query's embedding; written to `out/<seed>-<i>.png` when `out` is given.
 
     With `prior`, where the generator has a mean-shift prior (`bindkit.apps.prior`), each query term is moved by its
-    modality's offset before the terms are summed (opt-in: it gave no gain in the demo, see docs/applications.md). Every check (steps, pipeline parts, widths, fingerprints)
-    runs before any denoising, and nothing is written unless every image was drawn."""
+    modality's offset before the terms are summed (opt-in: it gave no gain in the demo; see docs/applications.md).
+    Every check (steps, pipeline parts, widths, fingerprints) runs before any denoising, and nothing is written
+    unless every image was drawn."""
     if steps is not None and (not isinstance(steps, int) or steps <= 0):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(num_images, int) or num_images <= 0:

@@ -115,16 +115,20 @@ def fit_prior(run: Path, model: ImageBind, image_emb: torch.Tensor) -> MeanShift
     manifest = run / "probe" / "manifest.jsonl"
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest} not found: the decoder's prior is fitted on the run's probe split")
-    inputs = source_inputs(model, read_manifest(manifest), manifest.parent)
-    means = {m: scores.embed(model, m, x) for m, x in inputs.items() if m != "image"}
+    others = tuple(m for m in SOURCES if m != "image")
+    inputs = source_inputs(model, read_manifest(manifest), manifest.parent, others)
+    means = {m: scores.embed(model, m, x) for m, x in inputs.items()}
     return MeanShiftPrior.fit({"image": image_emb, **means})
 
 
-def source_inputs(model: ImageBind, rows: list[dict], folder: Path) -> dict[str, torch.Tensor]:
-    """Every source's model input for manifest rows: files through `bindkit.data.load`, captions tokenised."""
-    inputs = {m: load(m, [folder / r["files"][m] for r in rows], config=model.config) for m in SOURCES if m != "text"}
-    ctx = model.config.encoders["text"].input_shape[0]
-    return inputs | {"text": tokenize([r["caption"] for r in rows], context_length=ctx)}
+def source_inputs(model: ImageBind, rows: list[dict], folder: Path,
+                  sources: tuple[str, ...] = SOURCES) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Each source's model input for manifest rows: files through `bindkit.data.load`, captions tokenised."""
+    inputs = {m: load(m, [folder / r["files"][m] for r in rows], config=model.config) for m in sources if m != "text"}
+    if "text" in sources:
+        ctx = model.config.encoders["text"].input_shape[0]
+        inputs["text"] = tokenize([r["caption"] for r in rows], context_length=ctx)
+    return inputs
 
 
 def held_out(run: Path, model: ImageBind, per_digit: int) -> tuple[dict[str, torch.Tensor], np.ndarray, torch.Tensor]:
