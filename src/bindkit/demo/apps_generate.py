@@ -91,9 +91,10 @@ def to_inputs(pixels: torch.Tensor) -> torch.Tensor:
     return (q - mean) / std
 
 
-def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings, progress: bool) -> Decoder:
+def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings,
+                progress: bool) -> tuple[Decoder, MeanShiftPrior]:  # fmt: skip
     """Train the decoder on world train images and the frozen anchor's embeddings of them; save it by the model,
-    with its mean-shift prior."""
+    with its mean-shift prior; returns both."""
     size = model.config.encoders["vision"].input_shape[-1]
     x = world_images(seed, gs.n_images, size)  # (N, 3, S, S)
     emb = scores.embed(model, "vision", x)  # (N, D) unit
@@ -104,8 +105,9 @@ def fit_decoder(run: Path, model: ImageBind, seed: int, gs: GenerateSettings, pr
         shutil.rmtree(old, ignore_errors=True)
     dec = train_decoder(to_pixels(x) * 2 - 1, emb, dcfg, gs.train, train_dir, progress=progress)
     dec.save(out)
-    fit_prior(run, model, emb).save(out)
-    return dec
+    prior = fit_prior(run, model, emb)
+    prior.save(out)
+    return dec, prior
 
 
 def fit_prior(run: Path, model: ImageBind, image_emb: torch.Tensor) -> MeanShiftPrior:
@@ -165,11 +167,11 @@ def score(model: ImageBind, dec: Decoder, prior: MeanShiftPrior, run: Path, gs: 
     t0, n = time.perf_counter(), 0
     for m in SOURCES:
         drawn[m] = dec.sample(emb[m], steps=gs.steps, seed=seed)  # (N, 3, S, S) in [0, 1]
-        out[m] = hit_rate(model, drawn[m], y, cls)
+        out[m], n = hit_rate(model, drawn[m], y, cls), n + len(y)
         shifted = drawn[m]  # the prior leaves image queries as they are
         if m != "image":
             shifted, n = dec.sample(prior.shift(emb[m], m), steps=gs.steps, seed=seed), n + len(y)
-        out["prior"][m], n = hit_rate(model, shifted, y, cls), n + len(y)
+        out["prior"][m] = hit_rate(model, shifted, y, cls)
     out["sample_s_per_image"] = (time.perf_counter() - t0) / n
     out["grid"] = str(plot_grid(drawn, y, run / "plots" / "generate.png").relative_to(run))
     return out
@@ -201,9 +203,7 @@ def run_stage(run: Path, model: ImageBind, preset: str, seed: int = 0, progress:
     """Train the decoder, draw and score; returns the report's `applications.generate` entry."""
     gs = PRESETS.get(preset, PRESETS["quick"])  # a custom demo preset draws like the quick one
     t0 = time.perf_counter()
-    dec = fit_decoder(run, model, seed, gs, progress)
-    prior = MeanShiftPrior.load(run / "model" / "decoder")
-    assert prior is not None  # fit_decoder saved it
+    dec, prior = fit_decoder(run, model, seed, gs, progress)
     t1 = time.perf_counter()
     out = score(model, dec, prior, run, gs, seed)
     return out | {"train_s": t1 - t0, "score_s": time.perf_counter() - t1, "decoder": "model/decoder",
